@@ -1,0 +1,1 @@
+"""proctrail: the command line and the process supervisor."""

@@ -1,0 +1,40 @@
+"""Append what arrives on q.audit to the ledger, a batch per transaction, then ack the batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import structlog
+
+from services.audit.ledger import Ledger
+from shared.bus import Delivery, Settle
+from shared.events import InvalidEvent
+from shared.events.record import AuditRecord, decode_record
+
+log = structlog.get_logger("audit")
+
+
+class Appender:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def handle(self, batch: Sequence[Delivery]) -> list[Settle]:
+        settles = [Settle.DEAD] * len(batch)
+        good: list[tuple[int, AuditRecord]] = []
+        for i, delivery in enumerate(batch):
+            try:
+                good.append((i, decode_record(delivery.body)))
+            except InvalidEvent as exc:
+                log.error("unreadable audit record sent to the dead-letter queue",
+                          message_id=delivery.message_id, error=str(exc))
+        seqs = self.ledger.append([record for _, record in good])  # raises: the batch retries
+        for (i, record), seq in zip(good, seqs, strict=True):
+            settles[i] = Settle.ACK
+            log.info(
+                "appended" if seq is not None else "already in the ledger",
+                seq=seq,
+                event_id=record.event_id,
+                procedure_id=record.event.get("procedure_id"),
+                type=record.event.get("type"),
+            )
+        return settles

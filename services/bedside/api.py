@@ -1,0 +1,197 @@
+"""bedside's HTTP API: tablets schedule procedures and post events; 202 only once confirmed."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from datetime import timedelta
+
+import orjson
+import structlog
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from services.bedside.store import BedsideStore, Procedure
+from shared.auth import Principal, TokenStore
+from shared.bus import BrokerUnavailable, Bus, BusError, routing_key
+from shared.bus.topology import EVENTS
+from shared.config import Settings
+from shared.events import (
+    Actor,
+    EnteredBy,
+    Envelope,
+    FieldError,
+    InvalidEvent,
+    Source,
+    parse_event,
+    utcnow,
+)
+from shared.events.catalogue import ProcedureScheduled
+from shared.events.envelope import field_errors
+from shared.http import EXCEPTION_HANDLERS, Problem, authenticate, json_response, read_json
+
+log = structlog.get_logger("bedside")
+
+SCHEDULERS = ("nurse", "physician", "admin")
+POSTERS = ("nurse", "physician", "lab", "admin")
+FUTURE_TOLERANCE = timedelta(minutes=5)
+RETRY_AFTER_S = "5"
+
+
+class Bedside:
+    def __init__(self, settings: Settings, bus: Bus, tokens: TokenStore, store: BedsideStore):
+        self.settings = settings
+        self.bus = bus
+        self.tokens = tokens
+        self.store = store
+
+    async def publish(self, envelope: Envelope, phase: str) -> None:
+        """Publish and wait for the broker's confirm, or answer 503 with Retry-After."""
+        unavailable = {"Retry-After": RETRY_AFTER_S}
+        try:
+            future = self.bus.publish(
+                EVENTS,
+                routing_key(phase, envelope.type),
+                envelope.to_bytes(),
+                message_id=str(envelope.event_id),
+                headers={"procedure_id": str(envelope.procedure_id or "")},
+            )
+            await asyncio.wait_for(asyncio.wrap_future(future), self.settings.publish_timeout_s)
+        except (BrokerUnavailable, TimeoutError) as exc:
+            log.warning("broker unavailable", error=str(exc) or "no confirm in time")
+            raise Problem(
+                503, "Service Unavailable", "the message broker did not confirm the event; "
+                "retry with the same event_id", headers=unavailable,
+            ) from None
+        except BusError as exc:
+            log.error("broker refused the event", error=str(exc))
+            raise Problem(503, "Service Unavailable", str(exc), headers=unavailable) from None
+
+    async def schedule(self, request: Request) -> Response:
+        principal = authenticate(request, self.tokens, SCHEDULERS)
+        raw = await read_json(request)
+        key = request.headers.get("idempotency-key")
+        known = self.store.procedure_by_key(key) if key else None
+        if known is None:
+            known = self._new_procedure(raw, principal, key)
+        structlog.contextvars.bind_contextvars(
+            procedure_id=known.procedure_id, event_id=known.scheduled_event_id
+        )
+        if not known.confirmed:
+            envelope = Envelope.model_validate(orjson.loads(known.scheduled_event))
+            await self.publish(envelope, known.phase)
+            self.store.confirm_procedure(known.procedure_id)
+            log.info("procedure scheduled", phase=known.phase)
+        return json_response({"procedure_id": known.procedure_id}, 201)
+
+    def _new_procedure(self, raw: object, principal: Principal, key: str | None) -> Procedure:
+        try:
+            payload = ProcedureScheduled.model_validate(raw)
+        except ValidationError as exc:
+            raise invalid(field_errors(exc)) from None
+        now = utcnow()
+        envelope = Envelope.model_validate(
+            {
+                "event_id": uuid.uuid4(),
+                "type": "procedure.scheduled",
+                "schema": 1,
+                "procedure_id": uuid.uuid4(),
+                "occurred_at": now,
+                "recorded_at": now,
+                "actor": Actor(id=principal.user, role=principal.role),
+                "source": Source(kind="service", id="bedside"),
+                "payload": payload.model_dump(mode="json", exclude_unset=True),
+                "entered_by": EnteredBy(user=principal.user, role=principal.role),
+            }
+        )
+        proc = Procedure(
+            str(envelope.procedure_id), payload.phase, str(envelope.event_id),
+            envelope.to_bytes(), confirmed=False,
+        )
+        self.store.add_procedure(proc, key)
+        return proc
+
+    async def post_event(self, request: Request) -> Response:
+        principal = authenticate(request, self.tokens, POSTERS)
+        raw = await read_json(request)
+        try:
+            envelope = parse_event(raw)
+        except InvalidEvent as exc:
+            raise invalid(exc.errors) from None
+        structlog.contextvars.bind_contextvars(
+            event_id=str(envelope.event_id), procedure_id=str(envelope.procedure_id or "")
+        )
+        spec = envelope.spec
+        if not spec.posted_by:
+            raise invalid([FieldError("type", f"{envelope.type} is recorded by the system itself")])
+        if principal.role not in spec.posted_by:
+            allowed = ", ".join(sorted(spec.posted_by))
+            raise Problem(403, "Forbidden", f"{envelope.type} may be posted by: {allowed}")
+        phase = self._phase_of(envelope)
+        digest = _digest(envelope)
+        seen = self.store.accepted(str(envelope.event_id))
+        if seen is not None and seen.digest != digest:
+            raise Problem(
+                409, "Conflict", "this event_id was already used for a different event",
+                errors=[FieldError("event_id", "already used for a different event")],
+            )
+        recorded_at = seen.recorded_at if seen else utcnow()
+        if envelope.occurred_at - recorded_at > FUTURE_TOLERANCE:
+            raise invalid([FieldError("occurred_at", "is in the future")])
+        if seen is None:
+            self.store.accept(str(envelope.event_id), digest, recorded_at)
+        if seen is None or not seen.confirmed:
+            late = recorded_at - envelope.occurred_at > timedelta(seconds=self.settings.late_after_s)
+            stamped = envelope.model_copy(
+                update={
+                    "recorded_at": recorded_at,
+                    "late": late,
+                    "entered_by": EnteredBy(user=principal.user, role=principal.role),
+                }
+            )
+            await self.publish(stamped, phase)
+            self.store.confirm_event(str(envelope.event_id))
+            log.info("event accepted", type=envelope.type, phase=phase, late=late)
+        else:
+            log.info("event already accepted", type=envelope.type)
+        body = {"event_id": str(envelope.event_id), "recorded_at": recorded_at.isoformat()}
+        return json_response(body, 202)
+
+    def _phase_of(self, envelope: Envelope) -> str:
+        if envelope.procedure_id is None:
+            return "lab"
+        proc = self.store.procedure(str(envelope.procedure_id))
+        if proc is None or not proc.confirmed:
+            raise invalid([FieldError("procedure_id", "no such procedure was scheduled here")])
+        return proc.phase
+
+    async def healthz(self, request: Request) -> Response:
+        return json_response({"status": "ok", "broker_connected": self.bus.connected})
+
+
+def _digest(envelope: Envelope) -> str:
+    """What makes two posts the same event: everything the client sent."""
+    data = envelope.model_dump(
+        mode="json", by_alias=True, exclude_none=True, exclude={"recorded_at", "late", "entered_by"}
+    )
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def invalid(errors: list[FieldError]) -> Problem:
+    fields = ", ".join(e.field for e in errors)
+    return Problem(422, "Unprocessable Content", f"invalid: {fields}", errors=errors)
+
+
+def create_app(bedside: Bedside) -> Starlette:
+    return Starlette(
+        routes=[
+            Route("/healthz", bedside.healthz, methods=["GET"]),
+            Route("/v1/procedures", bedside.schedule, methods=["POST"]),
+            Route("/v1/events", bedside.post_event, methods=["POST"]),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+    )

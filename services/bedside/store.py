@@ -1,0 +1,102 @@
+"""bedside's own tables: the procedures it scheduled and the events it accepted (idempotency)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from shared import sqlite
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS procedures (
+    procedure_id       TEXT PRIMARY KEY,
+    phase              TEXT NOT NULL,
+    scheduled_event_id TEXT NOT NULL UNIQUE,
+    scheduled_event    BLOB NOT NULL,
+    idempotency_key    TEXT UNIQUE,
+    confirmed          INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS accepted_events (
+    event_id     TEXT PRIMARY KEY,
+    digest       TEXT NOT NULL,
+    recorded_at  TEXT NOT NULL,
+    confirmed    INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+@dataclass(frozen=True)
+class Procedure:
+    procedure_id: str
+    phase: str
+    scheduled_event_id: str
+    scheduled_event: bytes
+    confirmed: bool
+
+
+@dataclass(frozen=True)
+class Accepted:
+    digest: str
+    recorded_at: datetime
+    confirmed: bool
+
+
+class BedsideStore:
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite.connect(path)
+        self._conn.executescript(_SCHEMA)
+
+    def add_procedure(self, proc: Procedure, idempotency_key: str | None) -> None:
+        self._conn.execute(
+            "INSERT INTO procedures VALUES (?, ?, ?, ?, ?, 0)",
+            (
+                proc.procedure_id,
+                proc.phase,
+                proc.scheduled_event_id,
+                proc.scheduled_event,
+                idempotency_key,
+            ),
+        )
+
+    def procedure(self, procedure_id: str) -> Procedure | None:
+        return self._one_procedure("procedure_id = ?", procedure_id)
+
+    def procedure_by_key(self, idempotency_key: str) -> Procedure | None:
+        return self._one_procedure("idempotency_key = ?", idempotency_key)
+
+    def _one_procedure(self, where: str, value: str) -> Procedure | None:
+        row = self._conn.execute(
+            "SELECT procedure_id, phase, scheduled_event_id, scheduled_event, confirmed"
+            f" FROM procedures WHERE {where}",
+            (value,),
+        ).fetchone()
+        return None if row is None else Procedure(row[0], row[1], row[2], row[3], bool(row[4]))
+
+    def confirm_procedure(self, procedure_id: str) -> None:
+        self._conn.execute(
+            "UPDATE procedures SET confirmed = 1 WHERE procedure_id = ?", (procedure_id,)
+        )
+
+    def accepted(self, event_id: str) -> Accepted | None:
+        row = self._conn.execute(
+            "SELECT digest, recorded_at, confirmed FROM accepted_events WHERE event_id = ?",
+            (event_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return Accepted(row[0], datetime.fromisoformat(row[1]), bool(row[2]))
+
+    def accept(self, event_id: str, digest: str, recorded_at: datetime) -> None:
+        self._conn.execute(
+            "INSERT OR IGNORE INTO accepted_events VALUES (?, ?, ?, 0)",
+            (event_id, digest, recorded_at.isoformat()),
+        )
+
+    def confirm_event(self, event_id: str) -> None:
+        self._conn.execute(
+            "UPDATE accepted_events SET confirmed = 1 WHERE event_id = ?", (event_id,)
+        )
+
+    def close(self) -> None:
+        self._conn.close()

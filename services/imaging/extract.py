@@ -1,0 +1,94 @@
+"""What a received object says about itself: identifiers, acquisition time, device."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+# DICOM keyword -> payload key, copied when present (device and acquisition context).
+_DESCRIPTIVE = {
+    "Manufacturer": "manufacturer",
+    "ManufacturerModelName": "manufacturer_model_name",
+    "StationName": "station_name",
+    "DeviceSerialNumber": "device_serial_number",
+    "BodyPartExamined": "body_part_examined",
+    "Laterality": "laterality",
+    "NumberOfFrames": "number_of_frames",
+    "BurnedInAnnotation": "burned_in_annotation",
+    "IssuerOfPatientID": "patient_id_issuer",
+}
+
+
+def _text(ds: Dataset, keyword: str) -> str | None:
+    value = ds.get(keyword)
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def _offset(ds: Dataset) -> timezone | None:
+    raw = _text(ds, "TimezoneOffsetFromUTC")
+    if raw is None or len(raw) != 5 or raw[0] not in "+-" or not raw[1:].isdigit():
+        return None
+    minutes = int(raw[1:3]) * 60 + int(raw[3:5])
+    return timezone(timedelta(minutes=minutes if raw[0] == "+" else -minutes))
+
+
+def acquired_at(ds: Dataset) -> tuple[datetime | None, bool]:
+    """Acquisition time with its UTC offset, and whether the offset had to be assumed.
+
+    Devices often omit TimezoneOffsetFromUTC; then the listener's local zone is assumed and
+    the event says so rather than pretending the time is exact.
+    """
+    raw = _text(ds, "AcquisitionDateTime")
+    if raw is None:
+        for date_kw, time_kw in (("AcquisitionDate", "AcquisitionTime"),
+                                 ("ContentDate", "ContentTime"), ("StudyDate", "StudyTime")):
+            date, time = _text(ds, date_kw), _text(ds, time_kw)
+            if date:
+                raw = date + (time or "")
+                break
+    if raw is None:
+        return None, False
+    digits, sign, tz = raw, "", ""
+    for s in "+-":
+        if s in raw[8:]:
+            digits, tz = raw.split(s, 1)
+            sign = s
+    digits = digits.split(".")[0]
+    try:
+        moment = datetime.strptime(digits.ljust(14, "0")[:14], "%Y%m%d%H%M%S")
+    except ValueError:
+        return None, False
+    zone = _offset(ds)
+    if sign and len(tz) == 4 and tz.isdigit():
+        minutes = int(tz[:2]) * 60 + int(tz[2:])
+        zone = timezone(timedelta(minutes=minutes if sign == "+" else -minutes))
+    if zone is None:
+        return moment.astimezone(), True
+    return moment.replace(tzinfo=zone), False
+
+
+def capture_fields(ds: Dataset) -> dict[str, Any]:
+    """The identifiers of `imaging.capture_received` (without file hash, size and caller)."""
+    fields: dict[str, Any] = {
+        "sop_class_uid": str(ds.SOPClassUID),
+        "sop_instance_uid": str(ds.SOPInstanceUID),
+        "study_instance_uid": str(ds.StudyInstanceUID),
+        "series_instance_uid": str(ds.SeriesInstanceUID),
+        "modality": _text(ds, "Modality") or "OT",
+    }
+    for keyword, key in (("AccessionNumber", "accession_number"), ("PatientID", "patient_id")):
+        if (value := _text(ds, keyword)) is not None:
+            fields[key] = value
+    moment, assumed = acquired_at(ds)
+    if moment is not None:
+        fields["acquired_at"] = moment.isoformat()
+        if assumed:
+            fields["acquired_at_offset_assumed"] = True
+    for keyword, key in _DESCRIPTIVE.items():
+        value = ds.get(keyword)
+        if value is not None and str(value).strip():
+            fields[key] = int(value) if keyword == "NumberOfFrames" else str(value).strip()
+    return fields

@@ -1,0 +1,1 @@
+"""Code that two or more proctrail services share: events, bus, config, logging, auth."""

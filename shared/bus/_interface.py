@@ -1,0 +1,70 @@
+"""The bus as the services see it: publish with confirms, consume in batches, settle each message."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class Settle(enum.Enum):
+    """What a handler decides for each message it was given."""
+
+    ACK = "ack"  # durably handled: remove from the queue
+    RETRY = "retry"  # try again later; counted against the queue's delivery limit
+    DEAD = "dead"  # can never succeed: straight to the queue's dead-letter queue
+
+
+@dataclass(frozen=True)
+class Delivery:
+    body: bytes
+    routing_key: str
+    message_id: str | None = None
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    redelivered: bool = False
+    delivery_count: int = 0  # earlier deliveries that ended in a requeue (x-delivery-count)
+
+
+BatchHandler = Callable[[Sequence[Delivery]], Sequence[Settle]]
+
+
+class BusError(Exception):
+    """The bus could not take or confirm a message."""
+
+
+class BrokerUnavailable(BusError):
+    """Not connected to the broker (or too many messages already wait for it)."""
+
+
+class PublishRejected(BusError):
+    """The broker refused the message (nack) or no queue was bound to receive it."""
+
+
+class Bus(Protocol):
+    """One small interface; `PikaBus` talks to RabbitMQ, `InMemoryBus` serves unit tests."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def subscribe(
+        self, queue: str, handler: BatchHandler, *, prefetch: int = 256, max_batch: int = 100
+    ) -> None:
+        """Register a consumer; it starts with the bus and resumes after every reconnect."""
+
+    def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        headers: Mapping[str, Any] | None = None,
+    ) -> Future[None]:
+        """Send a persistent message; the future completes when the broker confirmed it."""
+        ...
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,411 @@
+"""The RabbitMQ bus on pika's SelectConnection, run on one I/O thread per bus.
+
+- Publishing keeps a window of unconfirmed messages in flight; each caller gets a future that
+  completes on the broker's confirm (or fails on a nack or an unroutable return).
+- Each subscription has a worker thread: handlers never run on the I/O thread, so heartbeats
+  are never starved; settles go back through `add_callback_threadsafe`.
+- On any connection loss the bus reconnects with back-off, re-declares the topology, resumes
+  consuming and re-sends every message the broker had not confirmed. Settles for deliveries
+  of an older connection are dropped: the broker redelivers those messages.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import pika
+import pika.exceptions
+import structlog
+from pika.adapters.select_connection import SelectConnection
+from pika.channel import Channel
+
+from shared.bus._interface import (
+    BatchHandler,
+    BrokerUnavailable,
+    BusError,
+    Delivery,
+    PublishRejected,
+    Settle,
+)
+from shared.bus.topology import DEAD, Topology
+
+log = structlog.get_logger("shared.bus")
+
+
+@dataclass
+class _Pending:
+    exchange: str
+    routing_key: str
+    body: bytes
+    properties: pika.BasicProperties
+    future: Future[None]
+    returned: bool = False
+
+
+@dataclass(frozen=True)
+class _Received:
+    generation: int
+    channel: Channel
+    delivery_tag: int
+    delivery: Delivery
+
+
+@dataclass
+class _Subscription:
+    queue: str
+    handler: BatchHandler
+    prefetch: int
+    max_batch: int
+    work: queue.Queue[_Received] = field(default_factory=queue.Queue)
+    thread: threading.Thread | None = None
+
+
+class PikaBus:
+    def __init__(
+        self,
+        url: str,
+        topology: Topology,
+        *,
+        name: str,
+        confirm_window: int = 1024,
+        max_pending: int = 50_000,
+        reconnect_delay_s: float = 0.5,
+        max_reconnect_delay_s: float = 5.0,
+    ) -> None:
+        self._params = pika.URLParameters(url)
+        self._params.client_properties = {"connection_name": name}
+        if self._params.blocked_connection_timeout is None:
+            self._params.blocked_connection_timeout = 30
+        self._topology = topology
+        self._name = name
+        self._window = confirm_window
+        self._max_pending = max_pending
+        self._delay = reconnect_delay_s
+        self._max_delay = max_reconnect_delay_s
+
+        self._lock = threading.Lock()
+        self._outbox: deque[_Pending] = deque()  # waiting to be sent (any thread, under lock)
+        self._unconfirmed: dict[int, _Pending] = {}  # delivery tag -> message (I/O thread)
+        self._next_tag = 0
+        self._subscriptions: list[_Subscription] = []
+        self._conn: SelectConnection | None = None
+        self._pub_channel: Channel | None = None
+        self._generation = 0
+        self._ready = threading.Event()
+        self._closing = threading.Event()
+        self._io_thread: threading.Thread | None = None
+        self._opened_this_round = False
+        self.connections_opened = 0
+
+    # --- public interface -------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self._ready.wait(timeout)
+
+    def subscribe(
+        self, queue: str, handler: BatchHandler, *, prefetch: int = 256, max_batch: int = 100
+    ) -> None:
+        if self._io_thread is not None:
+            raise RuntimeError("subscribe before start()")
+        self._topology.queue(queue)  # fail early on a name the topology does not declare
+        self._subscriptions.append(_Subscription(queue, handler, prefetch, max_batch))
+
+    def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        headers: Mapping[str, Any] | None = None,
+    ) -> Future[None]:
+        if self._closing.is_set() or not self._ready.is_set():
+            raise BrokerUnavailable("not connected to RabbitMQ")
+        if len(self._outbox) + len(self._unconfirmed) >= self._max_pending:
+            raise BrokerUnavailable("too many messages wait for the broker's confirm")
+        properties = pika.BasicProperties(
+            delivery_mode=pika.DeliveryMode.Persistent,
+            content_type="application/json",
+            message_id=message_id,
+            headers=dict(headers) if headers else None,
+        )
+        future: Future[None] = Future()
+        with self._lock:
+            self._outbox.append(_Pending(exchange, routing_key, body, properties, future))
+        self._call_threadsafe(self._flush)
+        return future
+
+    def start(self) -> None:
+        if self._io_thread is not None:
+            return
+        for sub in self._subscriptions:
+            sub.thread = threading.Thread(
+                target=self._work, args=(sub,), name=f"{self._name}-{sub.queue}", daemon=True
+            )
+            sub.thread.start()
+        self._io_thread = threading.Thread(target=self._run, name=f"{self._name}-io", daemon=True)
+        self._io_thread.start()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Let handlers finish their batch and settle it, then close the connection."""
+        self._closing.set()
+        for sub in self._subscriptions:
+            if sub.thread is not None:
+                sub.thread.join(timeout)
+        self._call_threadsafe(self._close_connection)
+        if self._io_thread is not None:
+            self._io_thread.join(timeout)
+        with self._lock:
+            left = list(self._unconfirmed.values()) + list(self._outbox)
+            self._unconfirmed.clear()
+            self._outbox.clear()
+        for pending in left:
+            if not pending.future.done():
+                pending.future.set_exception(BrokerUnavailable("bus closed before the confirm"))
+
+    # --- I/O thread: connection life cycle --------------------------------------------------
+
+    def _run(self) -> None:
+        delay = self._delay
+        while not self._closing.is_set():
+            conn = SelectConnection(
+                self._params,
+                on_open_callback=self._on_open,
+                on_open_error_callback=self._on_open_error,
+                on_close_callback=self._on_closed,
+            )
+            self._conn = conn
+            conn.ioloop.start()
+            self._conn = None
+            if self._closing.is_set():
+                break
+            delay = self._delay if self._opened_this_round else min(delay * 2, self._max_delay)
+            self._opened_this_round = False
+            self._closing.wait(delay)
+
+    def _on_open(self, conn: SelectConnection) -> None:
+        self._opened_this_round = True
+        conn.channel(on_open_callback=self._on_publish_channel_open)
+
+    def _on_open_error(self, conn: SelectConnection, error: BaseException) -> None:
+        log.warning("broker unreachable, retrying", bus=self._name, error=str(error))
+        conn.ioloop.stop()
+
+    def _on_closed(self, conn: SelectConnection, reason: BaseException) -> None:
+        self._ready.clear()
+        self._generation += 1
+        self._pub_channel = None
+        with self._lock:  # everything unconfirmed goes out again, first, in its order
+            self._outbox.extendleft(reversed(list(self._unconfirmed.values())))
+        self._unconfirmed.clear()
+        self._next_tag = 0
+        if not self._closing.is_set():
+            log.warning("broker connection lost, reconnecting", bus=self._name, reason=str(reason))
+        conn.ioloop.stop()
+
+    def _on_channel_closed(self, channel: Channel, reason: BaseException) -> None:
+        if self._closing.is_set():
+            return
+        log.error("channel closed by the broker", bus=self._name, reason=str(reason))
+        conn = self._conn
+        if conn is not None and conn.is_open:
+            conn.close()
+
+    def _close_connection(self) -> None:
+        conn = self._conn
+        if conn is not None and conn.is_open:
+            conn.close()
+        elif conn is not None:
+            conn.ioloop.stop()
+
+    def _call_threadsafe(self, callback: Callable[[], None]) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            conn.ioloop.add_callback_threadsafe(callback)
+        except (pika.exceptions.AMQPError, RuntimeError, OSError):
+            return  # loop gone: the next connection picks the work up
+
+    # --- I/O thread: topology and publishing ------------------------------------------------
+
+    def _on_publish_channel_open(self, channel: Channel) -> None:
+        channel.add_on_close_callback(self._on_channel_closed)
+        self._declare(channel, then=lambda: self._enable_confirms(channel))
+
+    def _declare(self, channel: Channel, then: Callable[[], None]) -> None:
+        steps: list[Callable[[Callable[[Any], None]], None]] = []
+        for ex in self._topology.exchanges:
+            steps.append(
+                lambda cb, ex=ex: channel.exchange_declare(
+                    ex.name, ex.type, durable=True, callback=cb
+                )
+            )
+        for q in self._topology.queues:
+            dlq = q.dead_letter_queue
+            dlq_args = {"x-queue-type": "quorum"}
+            steps += [
+                lambda cb, q=q: channel.queue_declare(
+                    q.name, durable=True, arguments=q.arguments(), callback=cb
+                ),
+                lambda cb, dlq=dlq: channel.queue_declare(
+                    dlq, durable=True, arguments=dlq_args, callback=cb
+                ),
+                lambda cb, q=q, dlq=dlq: channel.queue_bind(dlq, DEAD, q.name, callback=cb),
+            ]
+            for key in q.bindings:
+                steps.append(
+                    lambda cb, q=q, key=key: channel.queue_bind(q.name, q.exchange, key, callback=cb)
+                )
+
+        def step(_frame: Any = None) -> None:
+            if steps:
+                steps.pop(0)(step)
+            else:
+                then()
+
+        step()
+
+    def _enable_confirms(self, channel: Channel) -> None:
+        channel.add_on_return_callback(self._on_return)
+        channel.confirm_delivery(self._on_confirm, callback=lambda _f: self._on_ready(channel))
+
+    def _on_ready(self, channel: Channel) -> None:
+        self._pub_channel = channel
+        self.connections_opened += 1
+        conn = self._conn
+        assert conn is not None
+        for sub in self._subscriptions:
+            conn.channel(on_open_callback=lambda ch, sub=sub: self._start_consuming(ch, sub))
+        self._ready.set()
+        log.info("bus ready", bus=self._name, connection=self.connections_opened)
+        self._flush()
+
+    def _flush(self) -> None:
+        channel = self._pub_channel
+        if channel is None or not channel.is_open:
+            return
+        while len(self._unconfirmed) < self._window:
+            with self._lock:
+                if not self._outbox:
+                    return
+                pending = self._outbox.popleft()
+            channel.basic_publish(
+                pending.exchange,
+                pending.routing_key,
+                pending.body,
+                properties=pending.properties,
+                mandatory=True,
+            )
+            self._next_tag += 1
+            self._unconfirmed[self._next_tag] = pending
+
+    def _on_return(
+        self, _ch: Channel, method: Any, properties: pika.BasicProperties, _body: bytes
+    ) -> None:
+        for pending in self._unconfirmed.values():
+            if pending.properties.message_id == properties.message_id and not pending.returned:
+                pending.returned = True
+                log.error(
+                    "message unroutable",
+                    bus=self._name,
+                    exchange=method.exchange,
+                    routing_key=method.routing_key,
+                    event_id=properties.message_id,
+                )
+                return
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        acked = isinstance(method, pika.spec.Basic.Ack)
+        tags = (
+            [t for t in self._unconfirmed if t <= method.delivery_tag]
+            if method.multiple
+            else [method.delivery_tag]
+        )
+        for tag in tags:
+            pending = self._unconfirmed.pop(tag, None)
+            if pending is None or pending.future.done():
+                continue
+            if not acked:
+                pending.future.set_exception(PublishRejected("the broker nacked the message"))
+            elif pending.returned:
+                pending.future.set_exception(
+                    PublishRejected(f"no queue is bound for {pending.routing_key!r}")
+                )
+            else:
+                pending.future.set_result(None)
+        self._flush()
+
+    # --- consuming --------------------------------------------------------------------------
+
+    def _start_consuming(self, channel: Channel, sub: _Subscription) -> None:
+        channel.add_on_close_callback(self._on_channel_closed)
+        generation = self._generation
+
+        def on_message(ch: Channel, method: Any, props: pika.BasicProperties, body: bytes) -> None:
+            headers = props.headers or {}
+            delivery = Delivery(
+                body=body,
+                routing_key=method.routing_key,
+                message_id=props.message_id,
+                headers=headers,
+                redelivered=bool(method.redelivered),
+                delivery_count=int(headers.get("x-delivery-count", 0)),
+            )
+            sub.work.put(_Received(generation, ch, method.delivery_tag, delivery))
+
+        channel.basic_qos(
+            prefetch_count=sub.prefetch,
+            callback=lambda _f: channel.basic_consume(sub.queue, on_message, auto_ack=False),
+        )
+
+    def _work(self, sub: _Subscription) -> None:
+        while not self._closing.is_set():
+            try:
+                first = sub.work.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            batch = [first]
+            while len(batch) < sub.max_batch:
+                try:
+                    batch.append(sub.work.get_nowait())
+                except queue.Empty:
+                    break
+            batch = [r for r in batch if r.generation == self._generation]
+            if batch:
+                settles = self._handle(sub, batch)
+                self._call_threadsafe(lambda b=batch, s=settles: self._settle(b, s))
+
+    def _handle(self, sub: _Subscription, batch: list[_Received]) -> list[Settle]:
+        try:
+            settles = list(sub.handler([r.delivery for r in batch]))
+            if len(settles) != len(batch):
+                raise BusError(f"handler settled {len(settles)} of {len(batch)} messages")
+        except Exception:
+            log.exception("handler failed; messages will be retried", queue=sub.queue)
+            return [Settle.RETRY] * len(batch)
+        return settles
+
+    def _settle(self, batch: list[_Received], settles: list[Settle]) -> None:
+        channel = batch[0].channel
+        if batch[0].generation != self._generation or not channel.is_open:
+            return  # that connection is gone; the broker redelivers these messages
+        if all(s is Settle.ACK for s in settles):
+            channel.basic_ack(batch[-1].delivery_tag, multiple=True)
+            return
+        for received, settle in zip(batch, settles, strict=True):
+            if settle is Settle.ACK:
+                channel.basic_ack(received.delivery_tag)
+            else:
+                channel.basic_reject(received.delivery_tag, requeue=settle is Settle.RETRY)

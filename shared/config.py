@@ -1,0 +1,57 @@
+"""Settings read from the environment (names and defaults are in the public contract)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+
+def _addr(value: str, name: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"{name} must look like host:port, got {value!r}")
+    return host or "127.0.0.1", int(port)
+
+
+@dataclass(frozen=True)
+class Settings:
+    amqp_url: str = DEFAULT_AMQP_URL
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    dicom_addr: tuple[str, int] = ("127.0.0.1", 11112)
+    dicom_ae_title: str = "PROCTRAIL"
+    dicom_allowed_aets: tuple[str, ...] = ()
+    bedside_addr: tuple[str, int] = ("127.0.0.1", 8080)
+    audit_addr: tuple[str, int] = ("127.0.0.1", 8081)
+    late_after_s: float = 600.0
+    delivery_limit: int = 5
+    publish_timeout_s: float = 5.0
+    log_format: str = field(default="auto")
+
+    @classmethod
+    def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        allowed = tuple(a.strip() for a in e.get("PROCTRAIL_DICOM_ALLOWED_AETS", "").split(","))
+        return cls(
+            amqp_url=e.get("PROCTRAIL_AMQP_URL", DEFAULT_AMQP_URL),
+            data_dir=Path(e.get("PROCTRAIL_DATA_DIR", "var")),
+            database_url=e.get("PROCTRAIL_DATABASE_URL") or None,
+            dicom_addr=_addr(e.get("PROCTRAIL_DICOM_ADDR", "127.0.0.1:11112"), "PROCTRAIL_DICOM_ADDR"),
+            dicom_ae_title=e.get("PROCTRAIL_DICOM_AE_TITLE", "PROCTRAIL"),
+            dicom_allowed_aets=tuple(a for a in allowed if a),
+            bedside_addr=_addr(e.get("PROCTRAIL_BEDSIDE_ADDR", "127.0.0.1:8080"), "PROCTRAIL_BEDSIDE_ADDR"),
+            audit_addr=_addr(e.get("PROCTRAIL_AUDIT_ADDR", "127.0.0.1:8081"), "PROCTRAIL_AUDIT_ADDR"),
+            late_after_s=float(e.get("PROCTRAIL_LATE_AFTER_S", "600")),
+            delivery_limit=int(e.get("PROCTRAIL_DELIVERY_LIMIT", "5")),
+            publish_timeout_s=float(e.get("PROCTRAIL_PUBLISH_TIMEOUT_S", "5")),
+            log_format=e.get("PROCTRAIL_LOG_FORMAT", "auto"),
+        )
+
+    def service_dir(self, service: str) -> Path:
+        """The part of the data dir one service owns (no service reads another's)."""
+        path = self.data_dir / service
+        path.mkdir(parents=True, exist_ok=True)
+        return path

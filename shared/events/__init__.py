@@ -1,0 +1,34 @@
+"""Event envelope and catalogue: typed, validated at the edge, orjson on the bus."""
+
+from shared.events._types import LEVELS, ROLES, Phase, Role
+from shared.events.envelope import (
+    CATALOGUE,
+    Actor,
+    EnteredBy,
+    Envelope,
+    EventType,
+    FieldError,
+    InvalidEvent,
+    Source,
+    decode_event,
+    parse_event,
+    utcnow,
+)
+
+__all__ = [
+    "CATALOGUE",
+    "LEVELS",
+    "ROLES",
+    "Actor",
+    "EnteredBy",
+    "Envelope",
+    "EventType",
+    "FieldError",
+    "InvalidEvent",
+    "Phase",
+    "Role",
+    "Source",
+    "decode_event",
+    "parse_event",
+    "utcnow",
+]

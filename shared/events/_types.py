@@ -1,0 +1,58 @@
+"""Value types the catalogue is built from: numbers that must be numbers, spine levels, roles."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+# JSON numbers only: "2.5" as a string is refused, so a typo never becomes a dose.
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Positive = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0)]
+NonNegative = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]
+Count = Annotated[int, Field(strict=True, ge=0)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+Uid = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=64)]
+
+Role = Literal["nurse", "physician", "lab", "compliance", "admin"]
+ROLES: tuple[Role, ...] = ("nurse", "physician", "lab", "compliance", "admin")
+Phase = Literal["harvest", "implant"]
+
+_VERTEBRAE = (
+    [f"C{i}" for i in range(2, 8)]
+    + [f"T{i}" for i in range(1, 13)]
+    + [f"L{i}" for i in range(1, 6)]
+    + ["S1"]
+)
+# Adjacent pairs, plus the lumbar pairs a six-lumbar counting convention needs.
+LEVELS: frozenset[str] = frozenset(
+    {f"{a}-{b}" for a, b in zip(_VERTEBRAE, _VERTEBRAE[1:], strict=False)} | {"L5-L6", "L6-S1"}
+)
+
+
+def _check_level(value: str) -> str:
+    if value not in LEVELS:
+        raise ValueError(f"{value!r} is not a spinal level such as L4-L5 (C2-C3 to L5-S1)")
+    return value
+
+
+Level = Annotated[str, AfterValidator(_check_level)]
+
+
+class Model(BaseModel):
+    """Base of every payload: unknown keys are refused so a misspelt key never vanishes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PatientRef(Model):
+    id: Identifier
+    issuer: Identifier | None = None
+
+
+class Target(Model):
+    kind: Literal["disc", "muscle", "artery", "other"]
+    level: Level | None = None
+    side: Literal["left", "right", "bilateral", "midline"] | None = None
+    name: Text | None = None

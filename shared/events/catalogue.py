@@ -1,0 +1,298 @@
+"""The event catalogue of the contract: one payload model per event type."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, ConfigDict, Field, model_validator
+
+from shared.events._types import (
+    Count,
+    Identifier,
+    Level,
+    Model,
+    NonNegative,
+    Number,
+    PatientRef,
+    Phase,
+    Positive,
+    Target,
+    Text,
+    Uid,
+)
+from uuid import UUID
+
+
+class ProcedureScheduled(Model):
+    phase: Phase
+    patient: PatientRef
+    room: Identifier
+    accession_number: Identifier | None = None
+    scheduled_start: AwareDatetime | None = None
+    planned_targets: list[Target] | None = None
+
+
+class ProcedureOpened(Model):
+    room: Identifier
+    operator_id: Identifier
+    monitoring_nurse_id: Identifier
+
+
+class ProcedureTimeOut(Model):
+    patient_confirmed: bool
+    procedure_confirmed: bool
+    site_confirmed: bool
+    consent_confirmed: bool
+    targets: list[Level]
+
+
+class ProcedureClosed(Model):
+    outcome: Literal["completed", "aborted"]
+    reason: Text | None = None
+
+
+class SedationAssessed(Model):
+    asa_class: int = Field(strict=True, ge=1, le=6)
+    emergency: bool
+    weight_kg: Positive
+    fasting_hours: NonNegative
+    airway: Text
+    allergies: list[Text]
+
+
+class SedationDrugAdministered(Model):
+    drug: Text
+    dose: Positive
+    unit: Identifier
+    route: Identifier
+    given_by: Identifier
+
+
+class SedationVitalsRecorded(Model):
+    spo2_pct: NonNegative | None = Field(default=None, le=100)
+    heart_rate_bpm: NonNegative | None = None
+    bp_systolic_mmhg: NonNegative | None = None
+    bp_diastolic_mmhg: NonNegative | None = None
+    resp_rate_per_min: NonNegative | None = None
+    etco2_mmhg: NonNegative | None = None
+    source: Literal["manual", "monitor"]
+    artifact: bool
+
+    @model_validator(mode="after")
+    def _at_least_one_vital(self) -> SedationVitalsRecorded:
+        vitals = (
+            self.spo2_pct,
+            self.heart_rate_bpm,
+            self.bp_systolic_mmhg,
+            self.bp_diastolic_mmhg,
+            self.resp_rate_per_min,
+            self.etco2_mmhg,
+        )
+        if all(v is None for v in vitals):
+            raise ValueError("at least one vital sign is required")
+        return self
+
+
+_DEPTH_RANGES = {"RASS": (-5, 4), "Ramsay": (1, 6), "MOAA/S": (0, 5)}
+_RECOVERY_RANGES = {"Aldrete": (0, 10), "PADSS": (0, 10)}
+
+
+def _in_range(scale: str, score: int, ranges: dict[str, tuple[int, int]]) -> None:
+    low, high = ranges[scale]
+    if not low <= score <= high:
+        raise ValueError(f"score {score} is outside {scale} ({low} to {high})")
+
+
+class SedationDepthScored(Model):
+    scale: Literal["RASS", "Ramsay", "MOAA/S"]
+    score: int = Field(strict=True)
+
+    @model_validator(mode="after")
+    def _score_fits_scale(self) -> SedationDepthScored:
+        _in_range(self.scale, self.score, _DEPTH_RANGES)
+        return self
+
+
+class AnaesthesiaLocalAdministered(Model):
+    agent: Text
+    concentration_pct: NonNegative = Field(le=100)
+    volume_ml: Positive
+    site: Text
+
+
+class RecoveryScored(Model):
+    scale: Literal["Aldrete", "PADSS"]
+    score: int = Field(strict=True)
+
+    @model_validator(mode="after")
+    def _score_fits_scale(self) -> RecoveryScored:
+        _in_range(self.scale, self.score, _RECOVERY_RANGES)
+        return self
+
+
+class RecoveryDischarged(Model):
+    escort: Text
+    condition: Text
+
+
+class HarvestAspirationPerformed(Model):
+    tissue: Literal["bone_marrow", "adipose"]
+    site: Text
+    side: Literal["left", "right", "bilateral", "midline"]
+    passes: int = Field(strict=True, ge=1)
+    volume_ml: Positive
+    anticoagulant: Text
+    guidance: Literal["fluoroscopy", "ultrasound", "ct", "none"]
+
+
+class HarvestSampleLabelled(Model):
+    sample_id: Identifier
+    volume_ml: Positive
+    collected_at: AwareDatetime
+
+
+class CustodyHandoff(Model):
+    item_id: Identifier
+    from_party: Identifier
+    to_party: Identifier
+    temperature_c: Number | None = None
+    condition: Text
+
+
+class ProductLotReleased(Model):
+    lot_id: Identifier
+    sample_id: Identifier
+    patient: PatientRef
+    cell_type: Text
+    cell_count: Positive
+    viability_pct: NonNegative = Field(le=100)
+    sterility: Text
+    endotoxin: Text
+    mycoplasma: Text
+    expires_at: AwareDatetime
+    released_by: Identifier
+
+
+class ImplantProductVerified(Model):
+    lot_id: Identifier
+    patient_id_scanned: Identifier
+    verifier_ids: list[Identifier] = Field(min_length=2, max_length=2)
+
+
+class Contrast(Model):
+    agent: Text
+    volume_ml: Positive
+
+
+class ImplantNeedlePlaced(Model):
+    target: Target
+    approach: Text
+    needle_gauge: int = Field(strict=True, ge=10, le=34)
+    needle_length_mm: Positive
+    confirming_sop_instance_uids: list[Uid]
+    contrast: Contrast | None = None
+
+
+class ImplantInjected(Model):
+    target: Target
+    lot_id: Identifier
+    volume_ml: Positive
+    cell_count: Positive
+
+
+class AdverseEventReported(Model):
+    term: Text
+    grade: int = Field(strict=True, ge=1, le=5)
+    serious: bool
+    serious_criteria: list[
+        Literal[
+            "death",
+            "life_threatening",
+            "hospitalisation",
+            "disability",
+            "congenital_anomaly",
+            "other_medically_important",
+        ]
+    ]
+    expected: bool
+    onset_at: AwareDatetime
+    suspected_cause: Literal["sedation", "procedure", "contrast", "product", "unknown"]
+    action_taken: Text
+    outcome: Text
+    related_procedure_id: UUID | None = None
+    related_lot_id: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _serious_has_criteria(self) -> AdverseEventReported:
+        if self.serious and not self.serious_criteria:
+            raise ValueError("a serious adverse event names at least one serious criterion")
+        return self
+
+
+class Change(Model):
+    old: Any
+    new: Any
+
+
+class RecordCorrected(Model):
+    supersedes: UUID
+    reason: Text
+    changes: dict[str, Change] = Field(min_length=1)
+
+
+class RecordSigned(Model):
+    event_ids: list[UUID] = Field(min_length=1)
+    meaning: Literal["authored", "reviewed", "approved"]
+    signer_id: Identifier
+
+
+class ImagingCaptureReceived(Model):
+    model_config = ConfigDict(extra="allow", frozen=True)  # plus the modality's own fields
+
+    sop_class_uid: Uid
+    sop_instance_uid: Uid
+    study_instance_uid: Uid
+    series_instance_uid: Uid
+    modality: Identifier
+    accession_number: Identifier | None = None
+    patient_id: Identifier | None = None
+    acquired_at: AwareDatetime | None = None
+    calling_ae: Identifier
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: Count
+
+
+class ImagingDoseReported(Model):
+    sop_instance_uid: Uid
+    scope: Text
+    dap_total_gy_m2: NonNegative | None = None
+    dose_rp_total_gy: NonNegative | None = None
+    fluoro_time_s: NonNegative | None = None
+    frames: Count | None = None
+    ctdivol_mgy: NonNegative | None = None
+    dlp_total_mgy_cm: NonNegative | None = None
+    original: dict[str, Any]
+
+
+class ImagingCaptureUnmatched(Model):
+    sop_instance_uid: Uid
+    reason: Text
+
+
+class ImagingCaptureReconciled(Model):
+    sop_instance_uid: Uid
+    procedure_id: UUID
+    reason: Text
+
+
+class AlertRaised(Model):
+    code: Identifier
+    severity: Literal["info", "warning", "critical"]
+    message: Text
+    event_ids: list[UUID]
+
+
+class AuditAccessed(Model):
+    filters: dict[str, Any]
+    rows: Count
+    format: Identifier | None = None

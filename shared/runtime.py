@@ -1,0 +1,54 @@
+"""How each service process starts and stops: logging, the bus, HTTP, and clean signals."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import structlog
+import uvicorn
+
+from shared import logging as plogging
+from shared.bus import PikaBus, default_topology
+from shared.config import Settings
+
+log = structlog.get_logger("shared.runtime")
+
+
+def boot(service: str) -> Settings:
+    settings = Settings.from_env()
+    plogging.configure(service, settings.log_format)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def make_bus(settings: Settings, service: str) -> PikaBus:
+    return PikaBus(settings.amqp_url, default_topology(settings.delivery_limit), name=service)
+
+
+def serve_http(app: object, addr: tuple[str, int]) -> None:
+    """Run uvicorn in this thread until SIGINT/SIGTERM; it handles the signals itself."""
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=addr[0],
+        port=addr[1],
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=5,
+    )
+    uvicorn.Server(config).run()
+
+
+def wait_for_stop() -> None:
+    """Block until SIGINT or SIGTERM (consumer-only services)."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    stop.wait()
