@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from proctrail import supervisor
-from shared import logging as plogging
 from shared.auth import TokenStore
 from shared.config import Settings
 from shared.events import ROLES
@@ -51,7 +49,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    plogging.configure("proctrail", os.environ.get("PROCTRAIL_LOG_FORMAT", "auto"))
     if args.command == "up":
         return supervisor.up(args.data_dir)
     return _token_create(args)

@@ -7,6 +7,7 @@ prefixed with its name.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -18,6 +19,8 @@ from types import FrameType
 from typing import IO
 
 import structlog
+
+from shared import logging as plogging
 
 log = structlog.get_logger("proctrail")
 
@@ -38,13 +41,33 @@ class Child:
     pump: threading.Thread | None = field(default=None, repr=False)
 
 
+class PrefixedOutput(io.TextIOBase):
+    """One output shared by all processes; every line starts with its process's name."""
+
+    def __init__(self, out: IO[bytes], width: int) -> None:
+        self._out = out
+        self._width = width
+        self._lock = threading.Lock()
+
+    def isatty(self) -> bool:
+        return self._out.isatty()
+
+    def line(self, name: str, data: bytes) -> None:
+        with self._lock:
+            self._out.write(f"{name:<{self._width}} | ".encode() + data)
+            self._out.flush()
+
+    def write(self, text: str) -> int:  # the supervisor's own log lines
+        for part in text.splitlines(keepends=True):
+            self.line("proctrail", part.encode())
+        return len(text)
+
+
 class Supervisor:
-    def __init__(self, services: tuple[str, ...], env: dict[str, str], out: IO[bytes]) -> None:
+    def __init__(self, services: tuple[str, ...], env: dict[str, str], out: PrefixedOutput):
         self.children = [Child(name) for name in services]
         self.env = env
         self.out = out
-        self.width = max(len(s) for s in services)
-        self._write_lock = threading.Lock()
         self._stop = threading.Event()
 
     def run(self) -> int:
@@ -95,11 +118,8 @@ class Supervisor:
 
     def _pump(self, child: Child, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None
-        prefix = f"{child.name:<{self.width}} | ".encode()
         for line in proc.stdout:
-            with self._write_lock:
-                self.out.write(prefix + line)
-                self.out.flush()
+            self.out.line(child.name, line)
 
     def _stop_all(self) -> None:
         running = [c for c in self.children if c.process and c.process.poll() is None]
@@ -127,4 +147,6 @@ def up(data_dir: str | None) -> int:
     if sys.stdout.isatty():
         env.setdefault("PROCTRAIL_LOG_FORMAT", "console")
     env["PYTHONUNBUFFERED"] = "1"
-    return Supervisor(SERVICES, env, sys.stdout.buffer).run()
+    out = PrefixedOutput(sys.stdout.buffer, max(len(s) for s in (*SERVICES, "proctrail")))
+    plogging.configure("proctrail", env.get("PROCTRAIL_LOG_FORMAT", "auto"), stream=out)
+    return Supervisor(SERVICES, env, out).run()

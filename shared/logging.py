@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import orjson
 import structlog
@@ -13,9 +14,12 @@ def _json_dumps(obj: object, default: object = None) -> str:
     return orjson.dumps(obj, default=str).decode()
 
 
-def configure(service: str, fmt: str = "auto", level: int = logging.INFO) -> None:
+def configure(
+    service: str, fmt: str = "auto", level: int = logging.INFO, stream: TextIO | None = None
+) -> None:
     """Route structlog and the standard library (pika, pynetdicom, uvicorn) through one renderer."""
-    console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+    out = stream if stream is not None else sys.stderr
+    console = fmt == "console" or (fmt == "auto" and out.isatty())
     def add_service(
         _logger: object, _name: str, event: structlog.types.EventDict
     ) -> structlog.types.EventDict:
@@ -47,7 +51,7 @@ def configure(service: str, fmt: str = "auto", level: int = logging.INFO) -> Non
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

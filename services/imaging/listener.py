@@ -225,7 +225,11 @@ class ProcedureIndex:
                 p = envelope.payload
                 self.db.index_procedure(procedure_id, p["phase"], p["patient"]["id"],
                                         p.get("accession_number"))
+                log.info("procedure indexed for matching", procedure_id=procedure_id,
+                         event_id=str(envelope.event_id))
             elif envelope.type == "procedure.closed":
                 self.db.close_procedure(procedure_id)
+                log.info("procedure closed for matching", procedure_id=procedure_id,
+                         event_id=str(envelope.event_id))
             out.append(Settle.ACK)
         return out

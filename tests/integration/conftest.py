@@ -1,0 +1,191 @@
+"""Fixtures on the real RabbitMQ: a fresh vhost per test, and the whole system as processes.
+
+Without a reachable broker these tests skip on a developer's machine and FAIL when CI=true,
+so a CI run can never go green by silently not testing the broker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+BROKER_URL = os.environ.get("PROCTRAIL_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _broker_reachable() -> bool:
+    url = urllib.parse.urlparse(BROKER_URL)
+    try:
+        with socket.create_connection((url.hostname or "127.0.0.1", url.port or 5672), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _require_broker() -> None:
+    if _broker_reachable():
+        return
+    message = f"RabbitMQ is not reachable at {BROKER_URL}"
+    if os.environ.get("CI"):
+        pytest.fail(message + " (CI=true: integration tests must not skip)", pytrace=False)
+    pytest.skip(message)
+
+
+def _rabbitmqctl(*args: str) -> None:
+    if shutil.which("rabbitmqctl") is None:
+        pytest.fail("rabbitmqctl is needed to create a test vhost", pytrace=False)
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+def wait_until(check: Callable[[], object], timeout: float = 20.0, every: float = 0.05) -> object:
+    """Poll until `check()` is truthy; a generous bound, never an assertion about speed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(every)
+
+
+@pytest.fixture
+def amqp_url() -> Iterator[str]:
+    """A URL on a vhost of its own, deleted afterwards (the shared broker is never stopped)."""
+    _require_broker()
+    vhost = f"proctrail-test-{uuid.uuid4().hex[:10]}"
+    _rabbitmqctl("add_vhost", vhost)
+    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    base = urllib.parse.urlparse(BROKER_URL)
+    yield base._replace(path="/" + urllib.parse.quote(vhost, safe="")).geturl()
+    _rabbitmqctl("delete_vhost", vhost)
+
+
+def close_connections(amqp_url: str) -> None:
+    vhost = urllib.parse.unquote(urllib.parse.urlparse(amqp_url).path[1:])
+    _rabbitmqctl("close_all_connections", "--vhost", vhost, "test: broker connection lost")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def service_env(amqp_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PROCTRAIL_AMQP_URL=amqp_url,
+        PROCTRAIL_DATA_DIR=str(data_dir),
+        PROCTRAIL_LOG_FORMAT="json",
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+    return env
+
+
+def token(env: dict[str, str], role: str, user: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "proctrail.cli", "token", "create", "--role", role, "--user", user],
+        env=env, check=True, capture_output=True, text=True, cwd=REPO,
+    )
+    return out.stdout.strip()
+
+
+@dataclass
+class System:
+    """`proctrail up` running on its own vhost, data dir and ports."""
+
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+    data_dir: Path
+    bedside: str
+    audit: str
+    dicom_port: int
+    log_path: Path
+    nurse: str
+    compliance: str
+
+    def bedside_client(self, tok: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {tok}"} if tok else {}
+        return httpx.Client(base_url=self.bedside, headers=headers, timeout=30)
+
+    def audit_client(self, tok: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {tok}"} if tok else {}
+        return httpx.Client(base_url=self.audit, headers=headers, timeout=30)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def logged(self, service: str, event: str, **fields: object) -> bool:
+        """Whether `service` logged `event` with these fields (its JSON lines, parsed)."""
+        for line in self.log().splitlines():
+            name, _, text = line.partition(" | ")
+            if name.strip() != service:
+                continue
+            try:
+                record = json.loads(text)
+            except ValueError:
+                continue
+            if record.get("event") == event and all(record.get(k) == v for k, v in fields.items()):
+                return True
+        return False
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url + "/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture
+def system(amqp_url: str, tmp_path: Path) -> Iterator[System]:
+    bedside_port, audit_port, dicom_port = free_port(), free_port(), free_port()
+    data_dir = tmp_path / "var"
+    env = service_env(
+        amqp_url,
+        data_dir,
+        PROCTRAIL_BEDSIDE_ADDR=f"127.0.0.1:{bedside_port}",
+        PROCTRAIL_AUDIT_ADDR=f"127.0.0.1:{audit_port}",
+        PROCTRAIL_DICOM_ADDR=f"127.0.0.1:{dicom_port}",
+        PROCTRAIL_DICOM_ALLOWED_AETS="STORESCU,ECHOSCU,MODALITY1",
+    )
+    log_path = tmp_path / "up.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "proctrail.cli", "up"],
+            env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=REPO,
+        )
+    sysm = System(
+        process, env, data_dir, f"http://127.0.0.1:{bedside_port}",
+        f"http://127.0.0.1:{audit_port}", dicom_port, log_path,
+        nurse=token(env, "nurse", "nurse.ana"), compliance=token(env, "compliance", "co.ben"),
+    )
+    try:
+        wait_until(lambda: _healthy(sysm.bedside) and _healthy(sysm.audit), timeout=60)
+        for service in ("audit", "harvest", "implant", "imaging", "bedside"):
+            wait_until(lambda s=service: sysm.logged(s, "bus ready"), timeout=60)
+        wait_until(lambda: sysm.logged("imaging", "listening"), timeout=60)
+        yield sysm
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
