@@ -28,6 +28,7 @@ from shared.events import (
     InvalidEvent,
     Source,
     parse_event,
+    rfc3339,
     utcnow,
 )
 from shared.events.catalogue import ProcedureScheduled
@@ -73,11 +74,20 @@ class Bedside:
 
     async def schedule(self, request: Request) -> Response:
         principal = authenticate(request, self.tokens, SCHEDULERS)
-        raw = await read_json(request)
+        try:
+            payload = ProcedureScheduled.model_validate(await read_json(request))
+        except ValidationError as exc:
+            raise invalid(field_errors(exc)) from None
+        digest = _sha256(payload.model_dump(mode="json", exclude_unset=True))
         key = request.headers.get("idempotency-key")
         known = self.store.procedure_by_key(key) if key else None
         if known is None:
-            known = self._new_procedure(raw, principal, key)
+            known = self._new_procedure(payload, digest, principal, key)
+        elif known.request_digest != digest:
+            raise Problem(
+                409, "Conflict", "this Idempotency-Key was already used for another procedure",
+                errors=[FieldError("Idempotency-Key", "already used for another procedure")],
+            )
         structlog.contextvars.bind_contextvars(
             procedure_id=known.procedure_id, event_id=known.scheduled_event_id
         )
@@ -88,11 +98,9 @@ class Bedside:
             log.info("procedure scheduled", phase=known.phase)
         return json_response({"procedure_id": known.procedure_id}, 201)
 
-    def _new_procedure(self, raw: object, principal: Principal, key: str | None) -> Procedure:
-        try:
-            payload = ProcedureScheduled.model_validate(raw)
-        except ValidationError as exc:
-            raise invalid(field_errors(exc)) from None
+    def _new_procedure(
+        self, payload: ProcedureScheduled, digest: str, principal: Principal, key: str | None
+    ) -> Procedure:
         now = utcnow()
         envelope = Envelope.model_validate(
             {
@@ -110,7 +118,7 @@ class Bedside:
         )
         proc = Procedure(
             str(envelope.procedure_id), payload.phase, str(envelope.event_id),
-            envelope.to_bytes(), confirmed=False,
+            envelope.to_bytes(), digest, confirmed=False,
         )
         self.store.add_procedure(proc, key)
         return proc
@@ -158,7 +166,7 @@ class Bedside:
             log.info("event accepted", type=envelope.type, phase=phase, late=late)
         else:
             log.info("event already accepted", type=envelope.type)
-        body = {"event_id": str(envelope.event_id), "recorded_at": recorded_at.isoformat()}
+        body = {"event_id": str(envelope.event_id), "recorded_at": rfc3339(recorded_at)}
         return json_response(body, 202)
 
     def _phase_of(self, envelope: Envelope) -> str:
@@ -173,12 +181,15 @@ class Bedside:
         return json_response({"status": "ok", "broker_connected": self.bus.connected})
 
 
+def _sha256(data: object) -> str:
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
 def _digest(envelope: Envelope) -> str:
     """What makes two posts the same event: everything the client sent."""
-    data = envelope.model_dump(
+    return _sha256(envelope.model_dump(
         mode="json", by_alias=True, exclude_none=True, exclude={"recorded_at", "late", "entered_by"}
-    )
-    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    ))
 
 
 def invalid(errors: list[FieldError]) -> Problem:

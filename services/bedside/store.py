@@ -15,6 +15,7 @@ CREATE TABLE IF NOT EXISTS procedures (
     scheduled_event_id TEXT NOT NULL UNIQUE,
     scheduled_event    BLOB NOT NULL,
     idempotency_key    TEXT UNIQUE,
+    request_digest     TEXT NOT NULL,
     confirmed          INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS accepted_events (
@@ -32,6 +33,7 @@ class Procedure:
     phase: str
     scheduled_event_id: str
     scheduled_event: bytes
+    request_digest: str
     confirmed: bool
 
 
@@ -49,13 +51,14 @@ class BedsideStore:
 
     def add_procedure(self, proc: Procedure, idempotency_key: str | None) -> None:
         self._conn.execute(
-            "INSERT INTO procedures VALUES (?, ?, ?, ?, ?, 0)",
+            "INSERT INTO procedures VALUES (?, ?, ?, ?, ?, ?, 0)",
             (
                 proc.procedure_id,
                 proc.phase,
                 proc.scheduled_event_id,
                 proc.scheduled_event,
                 idempotency_key,
+                proc.request_digest,
             ),
         )
 
@@ -67,11 +70,11 @@ class BedsideStore:
 
     def _one_procedure(self, where: str, value: str) -> Procedure | None:
         row = self._conn.execute(
-            "SELECT procedure_id, phase, scheduled_event_id, scheduled_event, confirmed"
-            f" FROM procedures WHERE {where}",
+            "SELECT procedure_id, phase, scheduled_event_id, scheduled_event, request_digest,"
+            f" confirmed FROM procedures WHERE {where}",
             (value,),
         ).fetchone()
-        return None if row is None else Procedure(row[0], row[1], row[2], row[3], bool(row[4]))
+        return None if row is None else Procedure(*row[:5], confirmed=bool(row[5]))
 
     def confirm_procedure(self, procedure_id: str) -> None:
         self._conn.execute(

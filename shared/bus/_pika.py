@@ -187,6 +187,7 @@ class PikaBus:
             self._conn = conn
             conn.ioloop.start()
             self._conn = None
+            conn.ioloop.close()  # its wake-up socket pair
             if self._closing.is_set():
                 break
             delay = self._delay if self._opened_this_round else min(delay * 2, self._max_delay)
@@ -234,7 +235,7 @@ class PikaBus:
             return
         try:
             conn.ioloop.add_callback_threadsafe(callback)
-        except (pika.exceptions.AMQPError, RuntimeError, OSError):
+        except (pika.exceptions.AMQPError, RuntimeError, OSError, AttributeError):
             return  # loop gone: the next connection picks the work up
 
     # --- I/O thread: topology and publishing ------------------------------------------------

@@ -12,6 +12,7 @@ from shared.events.envelope import (
     Source,
     decode_event,
     parse_event,
+    rfc3339,
     utcnow,
 )
 
@@ -30,5 +31,6 @@ __all__ = [
     "Source",
     "decode_event",
     "parse_event",
+    "rfc3339",
     "utcnow",
 ]

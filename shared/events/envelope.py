@@ -168,3 +168,8 @@ def decode_event(body: bytes) -> Envelope:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def rfc3339(moment: datetime) -> str:
+    """UTC in the form the envelope itself is serialised in (`…Z`)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -38,12 +38,18 @@ def accepted(envelope: Envelope, service: str, at: datetime) -> AuditRecord:
     )
 
 
+MAX_REASON = 500
+
+
 def rejected(raw: dict[str, Any], reason: str, service: str, at: datetime) -> AuditRecord:
     """A message a service could not accept; it must still carry a usable event_id."""
     try:
         UUID(str(raw.get("event_id")))
     except ValueError:
         raise InvalidEvent([FieldError("event_id", "missing or not a UUID")]) from None
+    reason = reason.strip() or "no reason given"
+    if len(reason) > MAX_REASON:
+        reason = reason[: MAX_REASON - 1] + "…"
     return AuditRecord(
         disposition="rejected", stamped_by=Stamp(service=service, at=at), reason=reason, event=raw
     )
@@ -59,6 +65,8 @@ def decode_record(body: bytes) -> AuditRecord:
         raise InvalidEvent(field_errors(exc)) from None
     if record.disposition == "accepted":
         parse_event(record.event)
+    elif record.reason is None:
+        raise InvalidEvent([FieldError("reason", "a rejected record must say why")])
     else:
-        rejected(record.event, record.reason or "", record.stamped_by.service, record.stamped_by.at)
+        rejected(record.event, record.reason, record.stamped_by.service, record.stamped_by.at)
     return record
