@@ -39,11 +39,17 @@ class Settings:
             amqp_url=e.get("PROCTRAIL_AMQP_URL", DEFAULT_AMQP_URL),
             data_dir=Path(e.get("PROCTRAIL_DATA_DIR", "var")),
             database_url=e.get("PROCTRAIL_DATABASE_URL") or None,
-            dicom_addr=_addr(e.get("PROCTRAIL_DICOM_ADDR", "127.0.0.1:11112"), "PROCTRAIL_DICOM_ADDR"),
+            dicom_addr=_addr(
+                e.get("PROCTRAIL_DICOM_ADDR", "127.0.0.1:11112"), "PROCTRAIL_DICOM_ADDR"
+            ),
             dicom_ae_title=e.get("PROCTRAIL_DICOM_AE_TITLE", "PROCTRAIL"),
             dicom_allowed_aets=tuple(a for a in allowed if a),
-            bedside_addr=_addr(e.get("PROCTRAIL_BEDSIDE_ADDR", "127.0.0.1:8080"), "PROCTRAIL_BEDSIDE_ADDR"),
-            audit_addr=_addr(e.get("PROCTRAIL_AUDIT_ADDR", "127.0.0.1:8081"), "PROCTRAIL_AUDIT_ADDR"),
+            bedside_addr=_addr(
+                e.get("PROCTRAIL_BEDSIDE_ADDR", "127.0.0.1:8080"), "PROCTRAIL_BEDSIDE_ADDR"
+            ),
+            audit_addr=_addr(
+                e.get("PROCTRAIL_AUDIT_ADDR", "127.0.0.1:8081"), "PROCTRAIL_AUDIT_ADDR"
+            ),
             late_after_s=float(e.get("PROCTRAIL_LATE_AFTER_S", "600")),
             delivery_limit=int(e.get("PROCTRAIL_DELIVERY_LIMIT", "5")),
             publish_timeout_s=float(e.get("PROCTRAIL_PUBLISH_TIMEOUT_S", "5")),

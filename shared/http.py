@@ -72,7 +72,9 @@ def authenticate(request: Request, tokens: TokenStore, allowed: Iterable[Role]) 
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     challenge = {"WWW-Authenticate": 'Bearer realm="proctrail"'}
     if scheme.lower() != "bearer" or not token.strip():
-        raise Problem(401, "Unauthorized", "an Authorization: Bearer token is required", headers=challenge)
+        raise Problem(
+            401, "Unauthorized", "an Authorization: Bearer token is required", headers=challenge
+        )
     principal = tokens.lookup(token.strip())
     if principal is None:
         raise Problem(401, "Unauthorized", "the bearer token is not valid", headers=challenge)
@@ -92,6 +94,8 @@ async def read_json(request: Request) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise Problem(
-            422, "Unprocessable Content", f"body is not JSON: {exc}",
+            422,
+            "Unprocessable Content",
+            f"body is not JSON: {exc}",
             errors=[FieldError("body", "not valid JSON")],
         ) from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO
+from typing import Protocol
 
 import orjson
 import structlog
@@ -14,12 +14,19 @@ def _json_dumps(obj: object, default: object = None) -> str:
     return orjson.dumps(obj, default=str).decode()
 
 
+class Stream(Protocol):
+    def write(self, text: str, /) -> int: ...
+    def flush(self) -> None: ...
+    def isatty(self) -> bool: ...
+
+
 def configure(
-    service: str, fmt: str = "auto", level: int = logging.INFO, stream: TextIO | None = None
+    service: str, fmt: str = "auto", level: int = logging.INFO, stream: Stream | None = None
 ) -> None:
     """Route structlog and the standard library (pika, pynetdicom, uvicorn) through one renderer."""
     out = stream if stream is not None else sys.stderr
     console = fmt == "console" or (fmt == "auto" and out.isatty())
+
     def add_service(
         _logger: object, _name: str, event: structlog.types.EventDict
     ) -> structlog.types.EventDict:

@@ -55,7 +55,9 @@ class PhaseService:
         try:
             future.result(self.confirm_timeout_s)
         except (BusError, FutureTimeout) as exc:
-            log.warning("audit did not confirm; will retry", event_id=record.event_id, error=str(exc))
+            log.warning(
+                "audit did not confirm; will retry", event_id=record.event_id, error=str(exc)
+            )
             return Settle.RETRY
         log.info(
             "forwarded to audit",
@@ -82,9 +84,16 @@ class PhaseService:
             raw: Any = orjson.loads(delivery.body)
             record = rejected(raw if isinstance(raw, dict) else {}, reason, self.service, utcnow())
         except (orjson.JSONDecodeError, InvalidEvent):
-            log.error("unreadable message sent to the dead-letter queue", reason=reason,
-                      message_id=delivery.message_id)
+            log.error(
+                "unreadable message sent to the dead-letter queue",
+                reason=reason,
+                message_id=delivery.message_id,
+            )
             return None
-        log.warning("event rejected", event_id=record.event_id,
-                    procedure_id=record.event.get("procedure_id"), reason=reason)
+        log.warning(
+            "event rejected",
+            event_id=record.event_id,
+            procedure_id=record.event.get("procedure_id"),
+            reason=reason,
+        )
         return record

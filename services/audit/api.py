@@ -11,15 +11,17 @@ from starlette.routing import Route
 
 from services.audit.ledger import FILTERS, LedgerReader
 from shared.auth import TokenStore
-from shared.events import CATALOGUE, FieldError
+from shared.events import CATALOGUE, FieldError, Role
 from shared.http import EXCEPTION_HANDLERS, Problem, authenticate, json_response
 
-READERS = ("compliance", "admin")
+READERS: tuple[Role, ...] = ("compliance", "admin")
 MAX_LIMIT = 1000
 
 
 def _bad(field: str, message: str) -> Problem:
-    return Problem(422, "Unprocessable Content", f"invalid: {field}", errors=[FieldError(field, message)])
+    return Problem(
+        422, "Unprocessable Content", f"invalid: {field}", errors=[FieldError(field, message)]
+    )
 
 
 def _time(request: Request, name: str) -> str | None:
@@ -64,9 +66,7 @@ class AuditApi:
             filters, _time(request, "since"), _time(request, "until"), after_seq, limit
         )
         next_after = rows[-1].seq if len(rows) == limit else None
-        return json_response(
-            {"entries": [r.to_json() for r in rows], "next_after_seq": next_after}
-        )
+        return json_response({"entries": [r.to_json() for r in rows], "next_after_seq": next_after})
 
     async def entry(self, request: Request) -> Response:
         authenticate(request, self.tokens, READERS)
@@ -87,5 +87,5 @@ def create_app(api: AuditApi) -> Starlette:
             Route("/v1/audit/entries", api.entries, methods=["GET"]),
             Route("/v1/audit/events/{event_id}", api.entry, methods=["GET"]),
         ],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
     )

@@ -25,8 +25,11 @@ class Appender:
             try:
                 good.append((i, decode_record(delivery.body)))
             except InvalidEvent as exc:
-                log.error("unreadable audit record sent to the dead-letter queue",
-                          message_id=delivery.message_id, error=str(exc))
+                log.error(
+                    "unreadable audit record sent to the dead-letter queue",
+                    message_id=delivery.message_id,
+                    error=str(exc),
+                )
         seqs = self.ledger.append([record for _, record in good])  # raises: the batch retries
         for (i, record), seq in zip(good, seqs, strict=True):
             settles[i] = Settle.ACK

@@ -79,6 +79,10 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _utc(value: Any) -> str | None:
     try:
         return datetime.fromisoformat(str(value)).astimezone(UTC).isoformat()
@@ -103,7 +107,9 @@ class Ledger:
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
-                (next_seq,) = cur.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM entries").fetchone()
+                (next_seq,) = cur.execute(
+                    "SELECT COALESCE(MAX(seq) + 1, 0) FROM entries"
+                ).fetchone()
                 for record in records:
                     if self._known(cur, record.event_id):
                         out.append(None)
@@ -119,16 +125,23 @@ class Ledger:
 
     @staticmethod
     def _known(cur: Any, event_id: str) -> bool:
-        return cur.execute("SELECT 1 FROM entries WHERE event_id = ?", (event_id,)).fetchone() is not None
+        return (
+            cur.execute("SELECT 1 FROM entries WHERE event_id = ?", (event_id,)).fetchone()
+            is not None
+        )
 
     def _insert(self, cur: Any, seq: int, now: str, record: AuditRecord) -> None:
         event = record.event
-        content = {"seq": seq, "appended_at": now, **record.model_dump(mode="json", exclude_none=True)}
+        content = {
+            "seq": seq,
+            "appended_at": now,
+            **record.model_dump(mode="json", exclude_none=True),
+        }
         leaf = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
         procedure_id = _text(event.get("procedure_id"))
-        payload = event.get("payload") if isinstance(event.get("payload"), dict) else {}
+        payload = _mapping(event.get("payload"))
         patient_id = self._patient_of(cur, event, payload, procedure_id)
-        actor = event.get("actor") if isinstance(event.get("actor"), dict) else {}
+        actor = _mapping(event.get("actor"))
         cur.execute(
             "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -192,8 +205,8 @@ class LedgerReader:
         if until is not None:
             where.append("recorded_at < ?")
             args.append(until)
-        rows = self._conn.execute(
-            f"SELECT seq, leaf, leaf_hash FROM entries WHERE {' AND '.join(where)}"
+        rows = self._conn.execute(  # column names come from FILTERS; values are bound
+            f"SELECT seq, leaf, leaf_hash FROM entries WHERE {' AND '.join(where)}"  # noqa: S608
             " ORDER BY seq LIMIT ?",
             [*args, limit],
         ).fetchall()

@@ -26,6 +26,7 @@ from shared.events import (
     Envelope,
     FieldError,
     InvalidEvent,
+    Role,
     Source,
     parse_event,
     rfc3339,
@@ -37,8 +38,8 @@ from shared.http import EXCEPTION_HANDLERS, Problem, authenticate, json_response
 
 log = structlog.get_logger("bedside")
 
-SCHEDULERS = ("nurse", "physician", "admin")
-POSTERS = ("nurse", "physician", "lab", "admin")
+SCHEDULERS: tuple[Role, ...] = ("nurse", "physician", "admin")
+POSTERS: tuple[Role, ...] = ("nurse", "physician", "lab", "admin")
 FUTURE_TOLERANCE = timedelta(minutes=5)
 RETRY_AFTER_S = "5"
 
@@ -65,8 +66,10 @@ class Bedside:
         except (BrokerUnavailable, TimeoutError) as exc:
             log.warning("broker unavailable", error=str(exc) or "no confirm in time")
             raise Problem(
-                503, "Service Unavailable", "the message broker did not confirm the event; "
-                "retry with the same event_id", headers=unavailable,
+                503,
+                "Service Unavailable",
+                "the message broker did not confirm the event; retry with the same event_id",
+                headers=unavailable,
             ) from None
         except BusError as exc:
             log.error("broker refused the event", error=str(exc))
@@ -85,7 +88,9 @@ class Bedside:
             known = self._new_procedure(payload, digest, principal, key)
         elif known.request_digest != digest:
             raise Problem(
-                409, "Conflict", "this Idempotency-Key was already used for another procedure",
+                409,
+                "Conflict",
+                "this Idempotency-Key was already used for another procedure",
                 errors=[FieldError("Idempotency-Key", "already used for another procedure")],
             )
         structlog.contextvars.bind_contextvars(
@@ -117,8 +122,12 @@ class Bedside:
             }
         )
         proc = Procedure(
-            str(envelope.procedure_id), payload.phase, str(envelope.event_id),
-            envelope.to_bytes(), digest, confirmed=False,
+            str(envelope.procedure_id),
+            payload.phase,
+            str(envelope.event_id),
+            envelope.to_bytes(),
+            digest,
+            confirmed=False,
         )
         self.store.add_procedure(proc, key)
         return proc
@@ -144,7 +153,9 @@ class Bedside:
         seen = self.store.accepted(str(envelope.event_id))
         if seen is not None and seen.digest != digest:
             raise Problem(
-                409, "Conflict", "this event_id was already used for a different event",
+                409,
+                "Conflict",
+                "this event_id was already used for a different event",
                 errors=[FieldError("event_id", "already used for a different event")],
             )
         recorded_at = seen.recorded_at if seen else utcnow()
@@ -153,7 +164,9 @@ class Bedside:
         if seen is None:
             self.store.accept(str(envelope.event_id), digest, recorded_at)
         if seen is None or not seen.confirmed:
-            late = recorded_at - envelope.occurred_at > timedelta(seconds=self.settings.late_after_s)
+            late = recorded_at - envelope.occurred_at > timedelta(
+                seconds=self.settings.late_after_s
+            )
             stamped = envelope.model_copy(
                 update={
                     "recorded_at": recorded_at,
@@ -187,9 +200,14 @@ def _sha256(data: object) -> str:
 
 def _digest(envelope: Envelope) -> str:
     """What makes two posts the same event: everything the client sent."""
-    return _sha256(envelope.model_dump(
-        mode="json", by_alias=True, exclude_none=True, exclude={"recorded_at", "late", "entered_by"}
-    ))
+    return _sha256(
+        envelope.model_dump(
+            mode="json",
+            by_alias=True,
+            exclude_none=True,
+            exclude={"recorded_at", "late", "entered_by"},
+        )
+    )
 
 
 def invalid(errors: list[FieldError]) -> Problem:
@@ -204,5 +222,5 @@ def create_app(bedside: Bedside) -> Starlette:
             Route("/v1/procedures", bedside.schedule, methods=["POST"]),
             Route("/v1/events", bedside.post_event, methods=["POST"]),
         ],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
     )

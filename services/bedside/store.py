@@ -26,6 +26,13 @@ CREATE TABLE IF NOT EXISTS accepted_events (
 );
 """
 
+_SELECT = (
+    "SELECT procedure_id, phase, scheduled_event_id, scheduled_event, request_digest, confirmed"
+    " FROM procedures"
+)
+_BY_ID = _SELECT + " WHERE procedure_id = ?"
+_BY_KEY = _SELECT + " WHERE idempotency_key = ?"
+
 
 @dataclass(frozen=True)
 class Procedure:
@@ -63,18 +70,16 @@ class BedsideStore:
         )
 
     def procedure(self, procedure_id: str) -> Procedure | None:
-        return self._one_procedure("procedure_id = ?", procedure_id)
+        return self._one_procedure(_BY_ID, procedure_id)
 
     def procedure_by_key(self, idempotency_key: str) -> Procedure | None:
-        return self._one_procedure("idempotency_key = ?", idempotency_key)
+        return self._one_procedure(_BY_KEY, idempotency_key)
 
-    def _one_procedure(self, where: str, value: str) -> Procedure | None:
-        row = self._conn.execute(
-            "SELECT procedure_id, phase, scheduled_event_id, scheduled_event, request_digest,"
-            f" confirmed FROM procedures WHERE {where}",
-            (value,),
-        ).fetchone()
-        return None if row is None else Procedure(*row[:5], confirmed=bool(row[5]))
+    def _one_procedure(self, query: str, value: str) -> Procedure | None:
+        row = self._conn.execute(query, (value,)).fetchone()
+        if row is None:
+            return None
+        return Procedure(row[0], row[1], row[2], row[3], row[4], confirmed=bool(row[5]))
 
     def confirm_procedure(self, procedure_id: str) -> None:
         self._conn.execute(

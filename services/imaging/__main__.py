@@ -25,8 +25,12 @@ def main() -> None:
     server = listener.build_ae().start_server(
         settings.dicom_addr, block=False, evt_handlers=listener.handlers()
     )
-    log.info("listening", addr=f"{settings.dicom_addr[0]}:{settings.dicom_addr[1]}",
-             ae_title=settings.dicom_ae_title)
+    assert server is not None  # block=False returns the running server
+    log.info(
+        "listening",
+        addr=f"{settings.dicom_addr[0]}:{settings.dicom_addr[1]}",
+        ae_title=settings.dicom_ae_title,
+    )
     wait_for_stop()
     server.shutdown()
     relay.stop()

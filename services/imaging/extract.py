@@ -43,8 +43,11 @@ def acquired_at(ds: Dataset) -> tuple[datetime | None, bool]:
     """
     raw = _text(ds, "AcquisitionDateTime")
     if raw is None:
-        for date_kw, time_kw in (("AcquisitionDate", "AcquisitionTime"),
-                                 ("ContentDate", "ContentTime"), ("StudyDate", "StudyTime")):
+        for date_kw, time_kw in (
+            ("AcquisitionDate", "AcquisitionTime"),
+            ("ContentDate", "ContentTime"),
+            ("StudyDate", "StudyTime"),
+        ):
             date, time = _text(ds, date_kw), _text(ds, time_kw)
             if date:
                 raw = date + (time or "")

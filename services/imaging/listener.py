@@ -21,13 +21,14 @@ import structlog
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 from pynetdicom import (
-    ALL_TRANSFER_SYNTAXES,
     AE,
+    ALL_TRANSFER_SYNTAXES,
     AllStoragePresentationContexts,
+    VerificationPresentationContexts,
     _config,
     evt,
 )
-from pynetdicom.sop_class import Verification
+from pynetdicom.events import EventHandlerType
 
 from services.imaging.extract import capture_fields
 from services.imaging.store import ImagingDb, ObjectStore, OutboxMessage
@@ -68,11 +69,14 @@ class Listener:
         else:
             log.warning("no PROCTRAIL_DICOM_ALLOWED_AETS: any calling AE title is accepted")
         for context in AllStoragePresentationContexts:
+            assert context.abstract_syntax is not None
             ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
-        ae.add_supported_context(Verification)
+        for context in VerificationPresentationContexts:
+            assert context.abstract_syntax is not None
+            ae.add_supported_context(context.abstract_syntax)
         return ae
 
-    def handlers(self) -> list[tuple[Any, Any]]:
+    def handlers(self) -> list[EventHandlerType]:
         return [(evt.EVT_C_STORE, self.on_store), (evt.EVT_C_ECHO, self.on_echo)]
 
     def on_echo(self, event: Any) -> int:
@@ -87,8 +91,9 @@ class Listener:
             ds = dcmread(received, stop_before_pixels=True)
             fields = capture_fields(ds)
         except (InvalidDicomError, AttributeError, ValueError, KeyError) as exc:
-            log.error("C-STORE refused: cannot read the object", calling_ae=calling_ae,
-                      error=str(exc))
+            log.error(
+                "C-STORE refused: cannot read the object", calling_ae=calling_ae, error=str(exc)
+            )
             return CANNOT_UNDERSTAND
         stored = self.objects.keep(received)
         messages = self._announce(fields, calling_ae, stored.sha256, stored.size_bytes)
@@ -101,13 +106,21 @@ class Listener:
             for future in futures:
                 future.result(self.settings.publish_timeout_s)
         except (BusError, FutureTimeout) as exc:
-            log.warning("stored, not yet announced; the outbox will retry", error=str(exc) or
-                        "no confirm in time", sop_instance_uid=fields["sop_instance_uid"])
+            log.warning(
+                "stored, not yet announced; the outbox will retry",
+                error=str(exc) or "no confirm in time",
+                sop_instance_uid=fields["sop_instance_uid"],
+            )
             return OUT_OF_RESOURCES
         self.db.mark_sent([m.message_id for m in messages])
-        log.info("C-STORE stored", sop_instance_uid=fields["sop_instance_uid"],
-                 modality=fields["modality"], sha256=stored.sha256, size_bytes=stored.size_bytes,
-                 calling_ae=calling_ae)
+        log.info(
+            "C-STORE stored",
+            sop_instance_uid=fields["sop_instance_uid"],
+            modality=fields["modality"],
+            sha256=stored.sha256,
+            size_bytes=stored.size_bytes,
+            calling_ae=calling_ae,
+        )
         return SUCCESS
 
     def _announce(
@@ -127,23 +140,35 @@ class Listener:
             "actor": {"id": calling_ae, "role": "device"},
             "source": {"kind": "dicom", "id": calling_ae},
         }
-        capture = parse_event({
-            **base,
-            "event_id": event_id,
-            "type": "imaging.capture_received",
-            "procedure_id": match.procedure_id if match else None,
-            "payload": {**fields, "calling_ae": calling_ae, "sha256": sha256, "size_bytes": size},
-        })
+        capture = parse_event(
+            {
+                **base,
+                "event_id": event_id,
+                "type": "imaging.capture_received",
+                "procedure_id": match.procedure_id if match else None,
+                "payload": {
+                    **fields,
+                    "calling_ae": calling_ae,
+                    "sha256": sha256,
+                    "size_bytes": size,
+                },
+            }
+        )
         if match is not None:
-            return [OutboxMessage(event_id, EVENTS, routing_key(match.phase, capture.type),
-                                  capture.to_bytes())]
+            return [
+                OutboxMessage(
+                    event_id, EVENTS, routing_key(match.phase, capture.type), capture.to_bytes()
+                )
+            ]
         # No procedure owns it yet: straight to the ledger, with a note for reconciliation.
-        unmatched = parse_event({
-            **base,
-            "event_id": capture_event_id(sop, sha256, "unmatched"),
-            "type": "imaging.capture_unmatched",
-            "payload": {"sop_instance_uid": sop, "reason": _unmatched_reason(fields)},
-        })
+        unmatched = parse_event(
+            {
+                **base,
+                "event_id": capture_event_id(sop, sha256, "unmatched"),
+                "type": "imaging.capture_unmatched",
+                "payload": {"sop_instance_uid": sop, "reason": _unmatched_reason(fields)},
+            }
+        )
         log.warning("capture matches no open procedure", sop_instance_uid=sop)
         return [
             OutboxMessage(str(e.event_id), AUDIT, e.type, accepted(e, "imaging", now).to_bytes())
@@ -216,20 +241,30 @@ class ProcedureIndex:
             try:
                 envelope = decode_event(delivery.body)
             except InvalidEvent as exc:
-                log.error("unreadable procedure event sent to the dead-letter queue",
-                          message_id=delivery.message_id, error=str(exc))
+                log.error(
+                    "unreadable procedure event sent to the dead-letter queue",
+                    message_id=delivery.message_id,
+                    error=str(exc),
+                )
                 out.append(Settle.DEAD)
                 continue
             procedure_id = str(envelope.procedure_id)
             if envelope.type == "procedure.scheduled":
                 p = envelope.payload
-                self.db.index_procedure(procedure_id, p["phase"], p["patient"]["id"],
-                                        p.get("accession_number"))
-                log.info("procedure indexed for matching", procedure_id=procedure_id,
-                         event_id=str(envelope.event_id))
+                self.db.index_procedure(
+                    procedure_id, p["phase"], p["patient"]["id"], p.get("accession_number")
+                )
+                log.info(
+                    "procedure indexed for matching",
+                    procedure_id=procedure_id,
+                    event_id=str(envelope.event_id),
+                )
             elif envelope.type == "procedure.closed":
                 self.db.close_procedure(procedure_id)
-                log.info("procedure closed for matching", procedure_id=procedure_id,
-                         event_id=str(envelope.event_id))
+                log.info(
+                    "procedure closed for matching",
+                    procedure_id=procedure_id,
+                    event_id=str(envelope.event_id),
+                )
             out.append(Settle.ACK)
         return out

@@ -163,7 +163,8 @@ class ImagingDb:
                     return KnownProcedure(*rows[0])
             if patient_id:
                 rows = self._conn.execute(
-                    "SELECT procedure_id, phase FROM procedures WHERE patient_id = ? AND closed = 0",
+                    "SELECT procedure_id, phase FROM procedures"
+                    " WHERE patient_id = ? AND closed = 0",
                     (patient_id,),
                 ).fetchall()
                 if len(rows) == 1:

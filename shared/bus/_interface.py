@@ -1,4 +1,4 @@
-"""The bus as the services see it: publish with confirms, consume in batches, settle each message."""
+"""The bus as the services see it: publish with confirms, consume in batches, settle each."""
 
 from __future__ import annotations
 

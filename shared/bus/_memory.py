@@ -135,12 +135,14 @@ class InMemoryBus:
         queue = self._queues[queue_name]
         sub = self._subscriptions[queue_name]
         with self._lock:
-            batch = [queue.messages.popleft() for _ in range(min(sub.max_batch, len(queue.messages)))]
+            batch = [
+                queue.messages.popleft() for _ in range(min(sub.max_batch, len(queue.messages)))
+            ]
         if not batch:
             return False
         try:
             settles = list(sub.handler(batch))
-        except Exception:  # the handler's failure is the message's retry
+        except Exception:  # noqa: BLE001 - as on RabbitMQ: a failing handler means retry
             settles = [Settle.RETRY] * len(batch)
         if len(settles) != len(batch):
             raise RuntimeError("handler must settle every message it was given")
@@ -155,7 +157,9 @@ class InMemoryBus:
         # RabbitMQ dead-letters once a message was returned more times than the limit.
         over_limit = queue.delivery_limit is not None and count > queue.delivery_limit
         if settle is Settle.DEAD or over_limit:
-            dead = replace(delivery, headers={**delivery.headers, "x-first-death-queue": queue.name})
+            dead = replace(
+                delivery, headers={**delivery.headers, "x-first-death-queue": queue.name}
+            )
             self._queues[f"{queue.name}.dead"].messages.append(dead)
             return
         queue.messages.append(replace(delivery, redelivered=True, delivery_count=count))

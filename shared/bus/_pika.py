@@ -11,12 +11,13 @@
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
+from queue import Empty, Queue
 from typing import Any
 
 import pika
@@ -62,7 +63,7 @@ class _Subscription:
     handler: BatchHandler
     prefetch: int
     max_batch: int
-    work: queue.Queue[_Received] = field(default_factory=queue.Queue)
+    work: Queue[_Received] = field(default_factory=Queue)
     thread: threading.Thread | None = None
 
 
@@ -245,33 +246,25 @@ class PikaBus:
         self._declare(channel, then=lambda: self._enable_confirms(channel))
 
     def _declare(self, channel: Channel, then: Callable[[], None]) -> None:
-        steps: list[Callable[[Callable[[Any], None]], None]] = []
-        for ex in self._topology.exchanges:
-            steps.append(
-                lambda cb, ex=ex: channel.exchange_declare(
-                    ex.name, ex.type, durable=True, callback=cb
-                )
-            )
+        """Declare exchanges, quorum queues, their dead-letter queues and bindings, in order."""
+        steps: list[Callable[..., None]] = [
+            partial(channel.exchange_declare, ex.name, ex.type, durable=True)
+            for ex in self._topology.exchanges
+        ]
         for q in self._topology.queues:
             dlq = q.dead_letter_queue
-            dlq_args = {"x-queue-type": "quorum"}
             steps += [
-                lambda cb, q=q: channel.queue_declare(
-                    q.name, durable=True, arguments=q.arguments(), callback=cb
+                partial(channel.queue_declare, q.name, durable=True, arguments=q.arguments()),
+                partial(
+                    channel.queue_declare, dlq, durable=True, arguments={"x-queue-type": "quorum"}
                 ),
-                lambda cb, dlq=dlq: channel.queue_declare(
-                    dlq, durable=True, arguments=dlq_args, callback=cb
-                ),
-                lambda cb, q=q, dlq=dlq: channel.queue_bind(dlq, DEAD, q.name, callback=cb),
+                partial(channel.queue_bind, dlq, DEAD, q.name),
             ]
-            for key in q.bindings:
-                steps.append(
-                    lambda cb, q=q, key=key: channel.queue_bind(q.name, q.exchange, key, callback=cb)
-                )
+            steps += [partial(channel.queue_bind, q.name, q.exchange, key) for key in q.bindings]
 
         def step(_frame: Any = None) -> None:
             if steps:
-                steps.pop(0)(step)
+                steps.pop(0)(callback=step)
             else:
                 then()
 
@@ -375,18 +368,18 @@ class PikaBus:
         while not self._closing.is_set():
             try:
                 first = sub.work.get(timeout=0.2)
-            except queue.Empty:
+            except Empty:
                 continue
             batch = [first]
             while len(batch) < sub.max_batch:
                 try:
                     batch.append(sub.work.get_nowait())
-                except queue.Empty:
+                except Empty:
                     break
             batch = [r for r in batch if r.generation == self._generation]
             if batch:
                 settles = self._handle(sub, batch)
-                self._call_threadsafe(lambda b=batch, s=settles: self._settle(b, s))
+                self._call_threadsafe(partial(self._settle, batch, settles))
 
     def _handle(self, sub: _Subscription, batch: list[_Received]) -> list[Settle]:
         try:

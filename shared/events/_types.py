@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -27,7 +28,7 @@ _VERTEBRAE = (
 )
 # Adjacent pairs, plus the lumbar pairs a six-lumbar counting convention needs.
 LEVELS: frozenset[str] = frozenset(
-    {f"{a}-{b}" for a, b in zip(_VERTEBRAE, _VERTEBRAE[1:], strict=False)} | {"L5-L6", "L6-S1"}
+    {f"{a}-{b}" for a, b in pairwise(_VERTEBRAE)} | {"L5-L6", "L6-S1"}
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, Literal
+from uuid import UUID
 
 from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
@@ -20,7 +21,6 @@ from shared.events._types import (
     Text,
     Uid,
 )
-from uuid import UUID
 
 
 class ProcedureScheduled(Model):

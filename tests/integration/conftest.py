@@ -101,7 +101,11 @@ def service_env(amqp_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
 def token(env: dict[str, str], role: str, user: str) -> str:
     out = subprocess.run(
         [sys.executable, "-m", "proctrail.cli", "token", "create", "--role", role, "--user", user],
-        env=env, check=True, capture_output=True, text=True, cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     return out.stdout.strip()
 
@@ -169,12 +173,21 @@ def system(amqp_url: str, tmp_path: Path) -> Iterator[System]:
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "proctrail.cli", "up"],
-            env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=REPO,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
     sysm = System(
-        process, env, data_dir, f"http://127.0.0.1:{bedside_port}",
-        f"http://127.0.0.1:{audit_port}", dicom_port, log_path,
-        nurse=token(env, "nurse", "nurse.ana"), compliance=token(env, "compliance", "co.ben"),
+        process,
+        env,
+        data_dir,
+        f"http://127.0.0.1:{bedside_port}",
+        f"http://127.0.0.1:{audit_port}",
+        dicom_port,
+        log_path,
+        nurse=token(env, "nurse", "nurse.ana"),
+        compliance=token(env, "compliance", "co.ben"),
     )
     try:
         wait_until(lambda: _healthy(sysm.bedside) and _healthy(sysm.audit), timeout=60)

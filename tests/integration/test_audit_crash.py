@@ -46,24 +46,35 @@ def queue_depth(amqp_url: str, queue: str) -> int:
 
 def start_audit(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "services.audit"], env=env, cwd=REPO,
-                                stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.audit"],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def vitals(i: int) -> bytes:
     now = datetime.now(UTC)
-    event = parse_event({
-        "event_id": str(uuid.uuid4()),
-        "type": "sedation.vitals_recorded",
-        "schema": 1,
-        "procedure_id": "00000000-0000-4000-8000-000000000001",
-        "occurred_at": now.isoformat(),
-        "recorded_at": now.isoformat(),
-        "actor": {"id": "monitor-3", "role": "device"},
-        "source": {"kind": "tablet", "id": "tablet-7"},
-        "payload": {"spo2_pct": 90 + i % 10, "heart_rate_bpm": 60 + i % 40, "source": "monitor",
-                    "artifact": False},
-    })
+    event = parse_event(
+        {
+            "event_id": str(uuid.uuid4()),
+            "type": "sedation.vitals_recorded",
+            "schema": 1,
+            "procedure_id": "00000000-0000-4000-8000-000000000001",
+            "occurred_at": now.isoformat(),
+            "recorded_at": now.isoformat(),
+            "actor": {"id": "monitor-3", "role": "device"},
+            "source": {"kind": "tablet", "id": "tablet-7"},
+            "payload": {
+                "spo2_pct": 90 + i % 10,
+                "heart_rate_bpm": 60 + i % 40,
+                "source": "monitor",
+                "artifact": False,
+            },
+        }
+    )
     return accepted(event, "harvest", now).to_bytes()
 
 

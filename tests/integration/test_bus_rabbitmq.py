@@ -124,7 +124,9 @@ def test_after_the_connection_drops_everything_is_resent_and_consumed(
             close_connections(amqp_url)  # both buses lose their connection mid-stream
         while True:
             try:
-                futures.append(publisher.publish("t.events", "work.n", b"%d" % i, message_id=str(i)))
+                futures.append(
+                    publisher.publish("t.events", "work.n", b"%d" % i, message_id=str(i))
+                )
                 break
             except Exception:  # not connected yet: the caller retries, as bedside's tablet does
                 time.sleep(0.05)

@@ -41,8 +41,13 @@ def drug_event(procedure_id: str, dose: Any = 2, **over: Any) -> dict[str, Any]:
         "occurred_at": datetime.now(UTC).isoformat(),
         "actor": {"id": "nurse.ana", "role": "nurse"},
         "source": {"kind": "tablet", "id": "tablet-7"},
-        "payload": {"drug": "midazolam", "dose": dose, "unit": "mg", "route": "IV",
-                    "given_by": "dr.cole"},
+        "payload": {
+            "drug": "midazolam",
+            "dose": dose,
+            "unit": "mg",
+            "route": "IV",
+            "given_by": "dr.cole",
+        },
     }
     event.update(over)
     return event
@@ -122,12 +127,26 @@ def test_bad_calls_get_clear_refusals(system: System) -> None:
     assert r.headers["content-type"] == "application/problem+json"
 
 
-def storescu(system: System, path: Path, calling_ae: str = "STORESCU") -> subprocess.CompletedProcess[str]:
+def storescu(
+    system: System, path: Path, calling_ae: str = "STORESCU"
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, TCP_NODELAY="1")
     return subprocess.run(
-        ["storescu", "-v", "-aet", calling_ae, "-aec", "PROCTRAIL", "127.0.0.1",
-         str(system.dicom_port), str(path)],
-        capture_output=True, text=True, timeout=60, env=env,
+        [
+            "storescu",
+            "-v",
+            "-aet",
+            calling_ae,
+            "-aec",
+            "PROCTRAIL",
+            "127.0.0.1",
+            str(system.dicom_port),
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
 
 
@@ -144,7 +163,9 @@ def test_a_ct_sent_with_storescu_is_stored_hashed_and_audited(system: System) ->
     entry = wait_until(capture)
     assert isinstance(entry, dict)
     payload = entry["event"]["payload"]
-    stored = system.data_dir / "imaging" / "objects" / payload["sha256"][:2] / f"{payload['sha256']}.dcm"
+    stored = (
+        system.data_dir / "imaging" / "objects" / payload["sha256"][:2] / f"{payload['sha256']}.dcm"
+    )
     data = stored.read_bytes()
     assert hashlib.sha256(data).hexdigest() == payload["sha256"]
     assert len(data) == payload["size_bytes"]
@@ -164,8 +185,11 @@ def test_a_ct_sent_with_storescu_is_stored_hashed_and_audited(system: System) ->
 def test_a_capture_for_a_scheduled_patient_joins_that_procedure(system: System) -> None:
     procedure_id = schedule(system, patient_id="1CT1", phase="implant")  # CT_small's PatientID
 
-    wait_until(lambda: system.logged(
-        "imaging", "procedure indexed for matching", procedure_id=procedure_id))
+    wait_until(
+        lambda: system.logged(
+            "imaging", "procedure indexed for matching", procedure_id=procedure_id
+        )
+    )
     assert storescu(system, CT_SMALL).returncode == 0
 
     def capture() -> list[dict[str, Any]]:
@@ -183,14 +207,19 @@ def test_a_calling_ae_off_the_allow_list_is_refused(system: System) -> None:
     assert "Association Rejected" in sent.stderr + sent.stdout
     echo = subprocess.run(
         ["echoscu", "-aet", "ECHOSCU", "-aec", "PROCTRAIL", "127.0.0.1", str(system.dicom_port)],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert echo.returncode == 0, echo.stderr
 
 
 def test_a_crashed_service_is_restarted_and_the_path_keeps_working(system: System) -> None:
-    pids = subprocess.run(["pgrep", "-f", "-P", str(system.process.pid), "services.harvest"],
-                          capture_output=True, text=True).stdout.split()
+    pids = subprocess.run(
+        ["pgrep", "-f", "-P", str(system.process.pid), "services.harvest"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     assert len(pids) == 1
     os.kill(int(pids[0]), signal.SIGKILL)
     wait_until(lambda: system.logged("proctrail", "exited; restarting", child="harvest"))
