@@ -94,6 +94,7 @@ class PikaBus:
         self._outbox: deque[_Pending] = deque()  # waiting to be sent (any thread, under lock)
         self._unconfirmed: dict[int, _Pending] = {}  # delivery tag -> message (I/O thread)
         self._next_tag = 0
+        self._flush_scheduled = False
         self._subscriptions: list[_Subscription] = []
         self._conn: SelectConnection | None = None
         self._pub_channel: Channel | None = None
@@ -143,7 +144,10 @@ class PikaBus:
         future: Future[None] = Future()
         with self._lock:
             self._outbox.append(_Pending(exchange, routing_key, body, properties, future))
-        self._call_threadsafe(self._flush)
+            wake = not self._flush_scheduled  # one wake-up per burst, not per message
+            self._flush_scheduled = True
+        if wake:
+            self._call_threadsafe(self._flush)
         return future
 
     def start(self) -> None:
@@ -286,6 +290,8 @@ class PikaBus:
         self._flush()
 
     def _flush(self) -> None:
+        with self._lock:
+            self._flush_scheduled = False
         channel = self._pub_channel
         if channel is None or not channel.is_open:
             return
