@@ -6,6 +6,7 @@ so a CI run can never go green by silently not testing the broker.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -49,6 +50,18 @@ def _rabbitmqctl(*args: str) -> None:
     if shutil.which("rabbitmqctl") is None:
         pytest.fail("rabbitmqctl is needed to create a test vhost", pytrace=False)
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@functools.cache
+def dcmtk(tool: str) -> str:
+    """DCMTK's own binary (pynetdicom installs look-alikes with other options into .venv/bin)."""
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        path = Path(folder) / tool
+        if path.is_file() and os.access(path, os.X_OK):
+            version = subprocess.run([path, "--version"], capture_output=True, text=True)
+            if "dcmtk" in (version.stdout + version.stderr).lower():
+                return str(path)
+    pytest.fail(f"DCMTK's {tool} is not on PATH (Debian package dcmtk)", pytrace=False)
 
 
 def wait_until(check: Callable[[], object], timeout: float = 20.0, every: float = 0.05) -> object:

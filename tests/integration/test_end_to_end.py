@@ -16,7 +16,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from tests.integration.conftest import System, wait_until
+from tests.integration.conftest import System, dcmtk, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -133,7 +133,7 @@ def storescu(
     env = dict(os.environ, TCP_NODELAY="1")
     return subprocess.run(
         [
-            "storescu",
+            dcmtk("storescu"),
             "-v",
             "-aet",
             calling_ae,
@@ -206,7 +206,15 @@ def test_a_calling_ae_off_the_allow_list_is_refused(system: System) -> None:
     assert sent.returncode != 0
     assert "Association Rejected" in sent.stderr + sent.stdout
     echo = subprocess.run(
-        ["echoscu", "-aet", "ECHOSCU", "-aec", "PROCTRAIL", "127.0.0.1", str(system.dicom_port)],
+        [
+            dcmtk("echoscu"),
+            "-aet",
+            "ECHOSCU",
+            "-aec",
+            "PROCTRAIL",
+            "127.0.0.1",
+            str(system.dicom_port),
+        ],
         capture_output=True,
         text=True,
         timeout=30,
