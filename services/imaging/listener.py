@@ -9,6 +9,7 @@ and the event_id (derived from SOP Instance UID + SHA-256) makes the resend a no
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 import threading
 import uuid
@@ -95,9 +96,18 @@ class Listener:
                 "C-STORE refused: cannot read the object", calling_ae=calling_ae, error=str(exc)
             )
             return CANNOT_UNDERSTAND
-        stored = self.objects.keep(received)
-        messages = self._announce(fields, calling_ae, stored.sha256, stored.size_bytes)
-        self.db.add_to_outbox(messages)
+        try:
+            stored = self.objects.keep(received)
+            messages = self._announce(fields, calling_ae, stored.sha256, stored.size_bytes)
+            self.db.add_to_outbox(messages)
+        except (OSError, sqlite3.Error) as exc:
+            log.error(
+                "C-STORE refused: cannot store the object durably",
+                error=str(exc),
+                sop_instance_uid=fields["sop_instance_uid"],
+                calling_ae=calling_ae,
+            )
+            return OUT_OF_RESOURCES
         try:
             futures = [
                 self.bus.publish(m.exchange, m.routing_key, m.body, message_id=m.message_id)

@@ -11,7 +11,7 @@ import orjson
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from shared.events import catalogue as c
-from shared.events._types import ROLES, Identifier, Model, Role
+from shared.events._types import Identifier, Model, Role
 
 _CLIENT_ROLES: frozenset[Role] = frozenset({"nurse", "physician", "admin"})
 _LAB_ROLES: frozenset[Role] = frozenset({"lab", "admin"})
@@ -83,7 +83,7 @@ class EnteredBy(Model):
     """The authenticated user whose token carried the event in (set by the server)."""
 
     user: Identifier
-    role: Literal[ROLES]  # type: ignore[valid-type]
+    role: Role
 
 
 class Envelope(Model):

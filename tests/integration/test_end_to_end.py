@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
+import pydicom.uid
 import pytest
 from pydicom.data import get_testdata_file
+from pynetdicom import AE
 
 from tests.integration.conftest import System, dcmtk, wait_until
 
@@ -236,3 +238,26 @@ def test_a_crashed_service_is_restarted_and_the_path_keeps_working(system: Syste
         r = client.post("/v1/events", json=drug_event(procedure_id))
     assert r.status_code == 202
     wait_until(lambda: entry_for(system, r.json()["event_id"]), timeout=60)
+
+
+def test_an_object_missing_its_study_uid_gets_a_failure_status_and_no_ledger_entry(
+    system: System,
+) -> None:
+    ds = pydicom.dcmread(CT_SMALL)
+    del ds.StudyInstanceUID  # Type 1: a conformant object always has one
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ae = AE(ae_title="MODALITY1")
+    ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+    assoc = ae.associate("127.0.0.1", system.dicom_port, ae_title="PROCTRAIL")
+    assert assoc.is_established
+    try:
+        status = assoc.send_c_store(ds)
+    finally:
+        assoc.release()
+    assert status.Status == 0xC000  # Cannot understand
+    assert storescu(system, CT_SMALL).returncode == 0  # the listener is still up
+    sops = [
+        e["event"]["payload"]["sop_instance_uid"]
+        for e in ledger_entries(system, type="imaging.capture_received")
+    ]
+    assert str(ds.SOPInstanceUID) not in sops
