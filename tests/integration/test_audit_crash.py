@@ -6,7 +6,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 import uuid
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -89,19 +92,26 @@ def test_audit_killed_with_1000_events_in_flight_appends_each_exactly_once(
     publisher.start()
     assert publisher.wait_ready(20)
     bodies = [vitals(i) for i in range(TOTAL)]
-    futures = [
-        publisher.publish(AUDIT, "sedation.vitals_recorded", body, message_id=str(i))
-        for i, body in enumerate(bodies)
-    ]
-    for future in futures:
-        future.result(30)  # all 1,000 confirmed by the broker before audit even starts
-    publisher.close()
+    futures: list[Future[None]] = []
 
+    def publish_steadily() -> None:  # a stream, not a burst: audit dies while it still flows
+        for i, body in enumerate(bodies):
+            futures.append(
+                publisher.publish(AUDIT, "sedation.vitals_recorded", body, message_id=str(i))
+            )
+            time.sleep(0.001)
+
+    stream = threading.Thread(target=publish_steadily)
     audit = start_audit(env, log)
+    stream.start()
     wait_until(lambda: ledger_rows(ledger), timeout=60, every=0.005)
     audit.send_signal(signal.SIGKILL)
     audit.wait()
     appended_before_kill = len(ledger_rows(ledger))
+    stream.join()
+    for future in futures:
+        future.result(30)  # every one of the 1,000 was confirmed by the broker
+    publisher.close()
     assert 0 < appended_before_kill < TOTAL  # it really died mid-stream
 
     audit = start_audit(env, log)
