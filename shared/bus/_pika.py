@@ -100,7 +100,8 @@ class PikaBus:
         self._pub_channel: Channel | None = None
         self._generation = 0
         self._ready = threading.Event()
-        self._closing = threading.Event()
+        self._stopping = threading.Event()  # workers take no new batch
+        self._closing = threading.Event()  # no new publish; the connection goes
         self._io_thread: threading.Thread | None = None
         self._opened_this_round = False
         self.connections_opened = 0
@@ -162,11 +163,12 @@ class PikaBus:
         self._io_thread.start()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Let handlers finish their batch and settle it, then close the connection."""
-        self._closing.set()
+        """Let handlers finish their batch (publishing and settling it), then disconnect."""
+        self._stopping.set()
         for sub in self._subscriptions:
             if sub.thread is not None:
                 sub.thread.join(timeout)
+        self._closing.set()
         self._call_threadsafe(self._close_connection)
         if self._io_thread is not None:
             self._io_thread.join(timeout)
@@ -371,7 +373,7 @@ class PikaBus:
         )
 
     def _work(self, sub: _Subscription) -> None:
-        while not self._closing.is_set():
+        while not self._stopping.is_set():
             try:
                 first = sub.work.get(timeout=0.2)
             except Empty:
