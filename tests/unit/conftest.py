@@ -28,7 +28,8 @@ from shared.auth import TokenStore
 from shared.bus import InMemoryBus, default_topology
 from shared.bus.topology import Q_AUDIT
 from shared.config import Settings
-from shared.events import CATALOGUE
+from shared.events import CATALOGUE, parse_event, utcnow
+from shared.events.record import AuditRecord, accepted
 from shared.phase import PhaseService
 
 PROCEDURE_ID = "6f1c2a3e-0b4d-4e8f-9a51-2c7d8e9f0a1b"
@@ -338,3 +339,14 @@ def example_fixture() -> Callable[[str], dict[str, Any]]:
 @pytest.fixture(name="example_payloads")
 def example_payloads_fixture() -> dict[str, dict[str, Any]]:
     return copy.deepcopy(EXAMPLE_PAYLOADS)
+
+
+@pytest.fixture
+def record(new_event: Callable[..., dict[str, Any]]) -> Callable[..., AuditRecord]:
+    """`record(type="…", payload=None, **envelope_keys)`: an accepted record stamped by harvest."""
+
+    def make(event_type: str = "sedation.drug_administered", **fields: Any) -> AuditRecord:
+        payload = fields.pop("payload", None)
+        return accepted(parse_event(new_event(event_type, payload, **fields)), "harvest", utcnow())
+
+    return make

@@ -17,8 +17,8 @@ from services.audit.ledger import Ledger
 from services.bedside.api import Bedside
 from shared.bus import InMemoryBus
 from shared.bus.topology import Q_HARVEST
-from shared.events import parse_event, utcnow
-from shared.events.record import AuditRecord, accepted, rejected
+from shared.events import utcnow
+from shared.events.record import AuditRecord, rejected
 from shared.http import PROBLEM
 from shared.phase import PhaseService
 
@@ -26,15 +26,6 @@ pytestmark = pytest.mark.anyio
 
 NewEvent = Callable[..., dict[str, Any]]
 Bearer = Callable[..., dict[str, str]]
-
-
-@pytest.fixture
-def record(new_event: NewEvent) -> Callable[..., AuditRecord]:
-    def make(event_type: str = "sedation.drug_administered", **fields: Any) -> AuditRecord:
-        payload = fields.pop("payload", None)
-        return accepted(parse_event(new_event(event_type, payload, **fields)), "harvest", utcnow())
-
-    return make
 
 
 async def entries(

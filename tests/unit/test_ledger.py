@@ -17,21 +17,10 @@ from services.audit.consumer import Appender
 from services.audit.ledger import Ledger, LedgerReader
 from shared.bus import Delivery, InMemoryBus, Settle
 from shared.bus.topology import AUDIT, Q_AUDIT
-from shared.events import parse_event, utcnow
-from shared.events.record import AuditRecord, accepted, rejected
+from shared.events import utcnow
+from shared.events.record import AuditRecord, rejected
 
 NewEvent = Callable[..., dict[str, Any]]
-
-
-@pytest.fixture
-def record(new_event: NewEvent) -> Callable[..., AuditRecord]:
-    """`record(type="…", payload=None, **envelope_keys)`: an accepted record stamped by harvest."""
-
-    def make(event_type: str = "sedation.drug_administered", **fields: Any) -> AuditRecord:
-        payload = fields.pop("payload", None)
-        return accepted(parse_event(new_event(event_type, payload, **fields)), "harvest", utcnow())
-
-    return make
 
 
 def test_entries_are_numbered_densely_from_zero_across_batches(
