@@ -30,6 +30,7 @@ class Settings:
     delivery_limit: int = 5
     publish_timeout_s: float = 5.0
     log_format: str = field(default="auto")
+    log_origin: str = "proctrail/audit"
 
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None) -> Settings:
@@ -54,6 +55,7 @@ class Settings:
             delivery_limit=int(e.get("PROCTRAIL_DELIVERY_LIMIT", "5")),
             publish_timeout_s=float(e.get("PROCTRAIL_PUBLISH_TIMEOUT_S", "5")),
             log_format=e.get("PROCTRAIL_LOG_FORMAT", "auto"),
+            log_origin=e.get("PROCTRAIL_LOG_ORIGIN", "proctrail/audit"),
         )
 
     def service_dir(self, service: str) -> Path:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import structlog
 
 from services.audit.api import AuditApi, create_app
+from services.audit.checkpoint import Signer
 from services.audit.consumer import Appender
-from services.audit.ledger import Ledger, LedgerReader
+from services.audit.ledger import Ledger
+from services.audit.store import open_store
 from shared.auth import TokenStore
 from shared.bus.topology import Q_AUDIT
 from shared.runtime import boot, make_bus, serve_http
@@ -18,19 +20,28 @@ BATCH = 300
 
 def main() -> None:
     settings = boot("audit")
-    path = settings.service_dir("audit") / "ledger.sqlite3"
-    ledger = Ledger(path)
+    signer = Signer.load_or_create(
+        settings.service_dir("audit") / "checkpoint-ed25519.pem", settings.log_origin
+    )
+    writer = open_store(settings.data_dir, settings.database_url)
+    ledger = Ledger(writer, signer)
     bus = make_bus(settings, "audit")
     bus.subscribe(Q_AUDIT, Appender(ledger).handle, prefetch=BATCH, max_batch=BATCH)
     bus.start()
-    reader = LedgerReader(path)
-    log.info("listening", addr=f"{settings.audit_addr[0]}:{settings.audit_addr[1]}")
+    reader = open_store(settings.data_dir, settings.database_url, readonly=True)
+    log.info(
+        "listening",
+        addr=f"{settings.audit_addr[0]}:{settings.audit_addr[1]}",
+        tree_size=ledger.frontier.size,
+        verifier_key=signer.verifier.vkey(),
+    )
     try:
-        serve_http(create_app(AuditApi(reader, TokenStore(settings.data_dir))), settings.audit_addr)
+        api = AuditApi(reader, TokenStore(settings.data_dir), signer.verifier)
+        serve_http(create_app(api), settings.audit_addr)
     finally:
         bus.close()
         reader.close()
-        ledger.close()
+        writer.close()
 
 
 if __name__ == "__main__":

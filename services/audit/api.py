@@ -1,7 +1,9 @@
-"""The audit query API, for compliance and admin tokens only."""
+"""The audit API: queries and proofs for compliance and admin tokens; checkpoints for anyone
+holding a token (an outside verifier needs only these endpoints)."""
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 
 from starlette.applications import Starlette
@@ -9,9 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.audit.ledger import FILTERS, LedgerReader
+from services.audit import merkle
+from services.audit.checkpoint import Verifier
+from services.audit.store import FILTERS, Query, Store
 from shared.auth import TokenStore
-from shared.events import CATALOGUE, FieldError, Role
+from shared.events import CATALOGUE, ROLES, FieldError, Role
 from shared.http import EXCEPTION_HANDLERS, Problem, authenticate, json_response
 
 READERS: tuple[Role, ...] = ("compliance", "admin")
@@ -37,9 +41,11 @@ def _time(request: Request, name: str) -> str | None:
     return parsed.astimezone(UTC).isoformat()
 
 
-def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
+def _int(request: Request, name: str, default: int | None, low: int, high: int) -> int:
     value = request.query_params.get(name)
     if value is None:
+        if default is None:
+            raise _bad(name, "is required")
         return default
     try:
         number = int(value)
@@ -50,10 +56,15 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
     return number
 
 
+def _b64(values: list[bytes]) -> list[str]:
+    return [base64.b64encode(v).decode() for v in values]
+
+
 class AuditApi:
-    def __init__(self, reader: LedgerReader, tokens: TokenStore) -> None:
-        self.reader = reader
+    def __init__(self, store: Store, tokens: TokenStore, verifier: Verifier) -> None:
+        self.store = store
         self.tokens = tokens
+        self.verifier = verifier
 
     async def entries(self, request: Request) -> Response:
         authenticate(request, self.tokens, READERS)
@@ -61,20 +72,61 @@ class AuditApi:
         if "type" in filters and filters["type"] not in CATALOGUE:
             raise _bad("type", f"unknown event type {filters['type']!r}")
         limit = _int(request, "limit", 100, 1, MAX_LIMIT)
-        after_seq = _int(request, "after_seq", -1, -1, 2**62)
-        rows = self.reader.entries(
-            filters, _time(request, "since"), _time(request, "until"), after_seq, limit
+        query = Query(
+            filters,
+            _time(request, "since"),
+            _time(request, "until"),
+            _int(request, "after_seq", -1, -1, 2**62),
+            limit,
         )
+        rows = self.store.entries(query)
         next_after = rows[-1].seq if len(rows) == limit else None
         return json_response({"entries": [r.to_json() for r in rows], "next_after_seq": next_after})
 
     async def entry(self, request: Request) -> Response:
         authenticate(request, self.tokens, READERS)
         event_id = request.path_params["event_id"]
-        found = self.reader.by_event_id(event_id)
+        found = self.store.by_event_id(event_id)
         if found is None:
             raise Problem(404, "Not Found", f"no ledger entry for event {event_id}")
         return json_response(found.to_json())
+
+    async def checkpoint(self, request: Request) -> Response:
+        authenticate(request, self.tokens, ROLES)
+        latest = self.store.latest_checkpoint()
+        if latest is None:
+            raise Problem(404, "Not Found", "the ledger is empty: no checkpoint yet")
+        return Response(latest.note, media_type="text/plain; charset=utf-8")
+
+    async def public_key(self, request: Request) -> Response:
+        authenticate(request, self.tokens, ROLES)
+        return Response(self.verifier.vkey() + "\n", media_type="text/plain; charset=utf-8")
+
+    def _tree_size(self, request: Request, name: str) -> int:
+        latest = self.store.latest_checkpoint()
+        current = latest.tree_size if latest else 0
+        size = _int(request, name, current if name == "tree_size" else None, 0, 2**62)
+        if size > current:
+            raise _bad(name, f"the ledger holds {current} entries")
+        return size
+
+    async def inclusion(self, request: Request) -> Response:
+        authenticate(request, self.tokens, READERS)
+        size = self._tree_size(request, "tree_size")
+        seq = _int(request, "seq", None, 0, 2**62)
+        if seq >= size:
+            raise _bad("seq", f"must be below tree_size {size}")
+        proof = merkle.inclusion_proof(seq, size, self.store.node)
+        return json_response({"leaf_index": seq, "tree_size": size, "hashes": _b64(proof)})
+
+    async def consistency(self, request: Request) -> Response:
+        authenticate(request, self.tokens, READERS)
+        new = self._tree_size(request, "to")
+        old = _int(request, "from", None, 1, 2**62)
+        if old > new:
+            raise _bad("from", f"must not exceed to ({new})")
+        proof = merkle.consistency_proof(old, new, self.store.node)
+        return json_response({"from": old, "to": new, "hashes": _b64(proof)})
 
     async def healthz(self, request: Request) -> Response:
         return json_response({"status": "ok"})
@@ -86,6 +138,10 @@ def create_app(api: AuditApi) -> Starlette:
             Route("/healthz", api.healthz, methods=["GET"]),
             Route("/v1/audit/entries", api.entries, methods=["GET"]),
             Route("/v1/audit/events/{event_id}", api.entry, methods=["GET"]),
+            Route("/v1/audit/checkpoint", api.checkpoint, methods=["GET"]),
+            Route("/v1/audit/public-key", api.public_key, methods=["GET"]),
+            Route("/v1/audit/proofs/inclusion", api.inclusion, methods=["GET"]),
+            Route("/v1/audit/proofs/consistency", api.consistency, methods=["GET"]),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
     )

@@ -19,8 +19,10 @@ import pytest
 
 from services.audit.api import AuditApi
 from services.audit.api import create_app as create_audit_app
+from services.audit.checkpoint import Signer
 from services.audit.consumer import Appender
-from services.audit.ledger import Ledger, LedgerReader
+from services.audit.ledger import Ledger
+from services.audit.store_sqlite import SqliteStore
 from services.bedside.api import Bedside
 from services.bedside.api import create_app as create_bedside_app
 from services.bedside.store import BedsideStore
@@ -294,9 +296,14 @@ def ledger_path(settings: Settings) -> Path:
 
 
 @pytest.fixture
-def ledger(ledger_path: Path) -> Iterator[Ledger]:
-    store = Ledger(ledger_path)
-    yield store
+def signer(settings: Settings) -> Signer:
+    return Signer.load_or_create(settings.service_dir("audit") / "key.pem", settings.log_origin)
+
+
+@pytest.fixture
+def ledger(ledger_path: Path, signer: Signer) -> Iterator[Ledger]:
+    store = SqliteStore(ledger_path)
+    yield Ledger(store, signer)
     store.close()
 
 
@@ -309,17 +316,18 @@ def appender(ledger: Ledger, bus: InMemoryBus) -> Appender:
 
 
 @pytest.fixture
-def reader(ledger: Ledger) -> Iterator[LedgerReader]:
-    store = LedgerReader(ledger.path)
+def reader(ledger: Ledger, ledger_path: Path) -> Iterator[SqliteStore]:
+    store = SqliteStore(ledger_path, readonly=True)
     yield store
     store.close()
 
 
 @pytest.fixture
 async def audit_client(
-    reader: LedgerReader, tokens: TokenStore
+    reader: SqliteStore, tokens: TokenStore, signer: Signer
 ) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_audit_app(AuditApi(reader, tokens)))
+    api = AuditApi(reader, tokens, signer.verifier)
+    transport = httpx.ASGITransport(app=create_audit_app(api))
     async with httpx.AsyncClient(transport=transport, base_url="http://audit") as client:
         yield client
 

@@ -1,0 +1,125 @@
+"""What the ledger needs from a database; SQLite (default) and PostgreSQL implement it.
+
+Every table is append-only, enforced by the database itself. One writer appends (the audit
+consumer); readers (HTTP API, `proctrail verify`) open their own read-only handles.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+FILTERS = ("procedure_id", "patient_id", "type", "actor_id")
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    leaf: bytes
+    leaf_hash: bytes
+
+    def content(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = orjson.loads(self.leaf)
+        return parsed
+
+    def to_json(self) -> dict[str, Any]:
+        content = self.content()
+        out = {
+            "seq": self.seq,
+            "leaf": base64.b64encode(self.leaf).decode(),
+            "leaf_hash": base64.b64encode(self.leaf_hash).decode(),
+            "event": content["event"],
+            "disposition": content["disposition"],
+        }
+        if "reason" in content:
+            out["reason"] = content["reason"]
+        return out
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """One row to append, with the columns the queries filter on."""
+
+    seq: int
+    event_id: str
+    leaf: bytes
+    leaf_hash: bytes
+    type: str | None
+    procedure_id: str | None
+    patient_id: str | None
+    actor_id: str | None
+    recorded_at: str | None
+    disposition: str
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    tree_size: int
+    root: bytes
+    note: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Query:
+    filters: dict[str, str]
+    since: str | None = None
+    until: str | None = None
+    after_seq: int = -1
+    limit: int = 100
+
+
+class Store(Protocol):
+    # --- the single writer -------------------------------------------------------------------
+    def known(self, event_ids: Sequence[str]) -> set[str]: ...
+
+    def patients(self, procedure_ids: Sequence[str]) -> dict[str, str]: ...
+
+    def append(
+        self,
+        entries: Sequence[NewEntry],
+        nodes: Sequence[tuple[int, int, bytes]],
+        links: dict[str, str],
+        checkpoint: StoredCheckpoint,
+    ) -> None:
+        """All of it in one transaction, or nothing."""
+
+    # --- readers -----------------------------------------------------------------------------
+    def size(self) -> int: ...
+
+    def node(self, level: int, index: int) -> bytes: ...
+
+    def entries(self, query: Query) -> list[Entry]: ...
+
+    def by_event_id(self, event_id: str) -> Entry | None: ...
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None: ...
+
+    def checkpoint(self, tree_size: int) -> StoredCheckpoint | None: ...
+
+    def checkpoints(self) -> Iterator[StoredCheckpoint]: ...
+
+    def scan(self, batch: int = 10_000) -> Iterator[tuple[int, bytes, bytes]]:
+        """(seq, leaf, leaf_hash) in seq order, for `proctrail verify`."""
+        ...
+
+    def scan_nodes(self) -> Iterator[tuple[int, int, bytes]]:
+        """(level, index, hash) of every stored interior node, for `proctrail verify`."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def open_store(data_dir: Path, database_url: str | None, *, readonly: bool = False) -> Store:
+    if database_url:
+        from services.audit.store_postgres import PostgresStore
+
+        return PostgresStore(database_url, readonly=readonly)
+    from services.audit.store_sqlite import SqliteStore
+
+    return SqliteStore(data_dir / "audit" / "ledger.sqlite3", readonly=readonly)
