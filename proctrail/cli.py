@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import sys
 from pathlib import Path
 
 from proctrail import supervisor
+from services.audit.checkpoint import KEY_FILE, Signer, Verifier
+from services.audit.store import open_store
+from services.audit.verify import verify
 from shared.auth import TokenStore
 from shared.config import Settings
 from shared.events import ROLES
@@ -31,6 +35,68 @@ def _token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verifier(args: argparse.Namespace, data_dir: Path) -> Verifier | None:
+    if args.key:
+        text = Path(args.key).read_text() if Path(args.key).is_file() else args.key
+        return Verifier.from_vkey(text)
+    key_file = data_dir / "audit" / KEY_FILE
+    if key_file.exists():
+        return Signer.load_or_create(key_file, Settings.from_env().log_origin).verifier
+    return None
+
+
+def _progress_bar(done: int, total: int) -> None:
+    width = 40
+    filled = width * done // max(total, 1)
+    pct = 100 * done // max(total, 1)
+    sys.stderr.write(
+        f"\rverifying [{'#' * filled}{'.' * (width - filled)}] {pct:3d}% {done}/{total}"
+    )
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def _verify(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    data_dir = _data_dir(args.data_dir)
+    database_url = args.database_url or (None if args.data_dir else settings.database_url)
+    if database_url is None and not (data_dir / "audit" / "ledger.sqlite3").exists():
+        print(f"proctrail: no ledger under {data_dir}", file=sys.stderr)
+        return 2
+    try:
+        verifier = _verifier(args, data_dir)
+        outside = None
+        if args.checkpoint:
+            note = Path(args.checkpoint).read_text()
+            if verifier is None:
+                print("proctrail: --checkpoint needs a verifier key (--key)", file=sys.stderr)
+                return 2
+            outside = verifier.open(note)
+    except (OSError, ValueError) as exc:
+        print(f"proctrail: {exc}", file=sys.stderr)
+        return 2
+    store = open_store(data_dir, database_url, readonly=True)
+    try:
+        report = verify(store, verifier, outside, _progress_bar if sys.stderr.isatty() else None)
+    finally:
+        store.close()
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if not report.intact:
+        where = f"first bad sequence number: {report.first_bad_seq}"
+        print(f"LEDGER NOT INTACT — {where}\n{report.problem}")
+        return 1
+    root = base64.b64encode(report.root).decode()
+    print(
+        f"ledger intact: {report.size} entries, root {root},"
+        f" {report.checkpoints} signed checkpoints match"
+    )
+    if outside is not None:
+        print(f"consistent with the given checkpoint (size {outside.size})")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="proctrail", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -44,6 +110,13 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--role", required=True, choices=ROLES)
     create.add_argument("--user", required=True)
     create.add_argument("--data-dir")
+
+    check = sub.add_parser("verify", help="recompute the whole ledger offline")
+    where = check.add_mutually_exclusive_group()
+    where.add_argument("--data-dir", help="the SQLite ledger under this data dir")
+    where.add_argument("--database-url", help="the PostgreSQL ledger")
+    check.add_argument("--checkpoint", help="a checkpoint saved earlier (signed note)")
+    check.add_argument("--key", help="verifier key (text or file); default: the data dir's")
     return p
 
 
@@ -51,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "up":
         return supervisor.up(args.data_dir)
+    if args.command == "verify":
+        return _verify(args)
     return _token_create(args)
 
 

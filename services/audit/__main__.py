@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 
 from services.audit.api import AuditApi, create_app
-from services.audit.checkpoint import Signer
+from services.audit.checkpoint import KEY_FILE, Signer
 from services.audit.consumer import Appender
 from services.audit.ledger import Ledger
 from services.audit.store import open_store
@@ -20,9 +20,7 @@ BATCH = 300
 
 def main() -> None:
     settings = boot("audit")
-    signer = Signer.load_or_create(
-        settings.service_dir("audit") / "checkpoint-ed25519.pem", settings.log_origin
-    )
+    signer = Signer.load_or_create(settings.service_dir("audit") / KEY_FILE, settings.log_origin)
     writer = open_store(settings.data_dir, settings.database_url)
     ledger = Ledger(writer, signer)
     bus = make_bus(settings, "audit")

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 ED25519 = b"\x01"
+KEY_FILE = "checkpoint-ed25519.pem"  # in the audit service's part of the data dir
 EM_DASH = "\u2014"
 
 

@@ -104,12 +104,12 @@ class Store(Protocol):
 
     def checkpoints(self) -> Iterator[StoredCheckpoint]: ...
 
-    def scan(self, batch: int = 10_000) -> Iterator[tuple[int, bytes, bytes]]:
-        """(seq, leaf, leaf_hash) in seq order, for `proctrail verify`."""
+    def scan(self, start: int = 0) -> Iterator[tuple[int, bytes, bytes]]:
+        """(seq, leaf, leaf_hash) from seq `start` on, in seq order, for `proctrail verify`."""
         ...
 
-    def scan_nodes(self) -> Iterator[tuple[int, int, bytes]]:
-        """(level, index, hash) of every stored interior node, for `proctrail verify`."""
+    def scan_nodes(self, level: int) -> Iterator[tuple[int, bytes]]:
+        """(index, hash) of the stored interior nodes of one level, in index order."""
         ...
 
     def close(self) -> None: ...

@@ -206,13 +206,19 @@ class SqliteStore:
         for row in cur:
             yield StoredCheckpoint(row[0], bytes(row[1]), row[2], row[3])
 
-    def scan(self, batch: int = 10_000) -> Iterator[tuple[int, bytes, bytes]]:
-        cur = self._conn.execute("SELECT seq, leaf, leaf_hash FROM entries ORDER BY seq")
-        while rows := cur.fetchmany(batch):
+    def scan(self, start: int = 0) -> Iterator[tuple[int, bytes, bytes]]:
+        cur = self._conn.execute(
+            "SELECT seq, leaf, leaf_hash FROM entries WHERE seq >= ? ORDER BY seq", (start,)
+        )
+        while rows := cur.fetchmany(10_000):
             yield from rows
 
-    def scan_nodes(self) -> Iterator[tuple[int, int, bytes]]:
-        yield from self._conn.execute("SELECT level, idx, hash FROM tree_nodes")
+    def scan_nodes(self, level: int) -> Iterator[tuple[int, bytes]]:
+        cur = self._conn.execute(
+            "SELECT idx, hash FROM tree_nodes WHERE level = ? ORDER BY idx", (level,)
+        )
+        while rows := cur.fetchmany(10_000):
+            yield from rows
 
     def close(self) -> None:
         self._conn.close()
