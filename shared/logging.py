@@ -34,6 +34,7 @@ def configure(
         return event
 
     shared_processors: list[structlog.types.Processor] = [
+        structlog.stdlib.filter_by_level,
         structlog.contextvars.merge_contextvars,
         add_service,
         structlog.processors.add_log_level,

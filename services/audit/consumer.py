@@ -31,13 +31,22 @@ class Appender:
                     error=str(exc),
                 )
         seqs = self.ledger.append([record for _, record in good])  # raises: the batch retries
+        appended = [seq for seq in seqs if seq is not None]
         for (i, record), seq in zip(good, seqs, strict=True):
             settles[i] = Settle.ACK
-            log.info(
+            log.debug(
                 "appended" if seq is not None else "already in the ledger",
                 seq=seq,
                 event_id=record.event_id,
                 procedure_id=record.event.get("procedure_id"),
                 type=record.event.get("type"),
+            )
+        if good:
+            log.info(
+                "batch appended",
+                appended=len(appended),
+                already_in_ledger=len(good) - len(appended),
+                first_seq=appended[0] if appended else None,
+                last_seq=appended[-1] if appended else None,
             )
         return settles

@@ -91,7 +91,12 @@ class Ledger:
             root = frontier.root()
             note = self.signer.sign(Checkpoint(self.signer.name, frontier.size, root))
             checkpoint = StoredCheckpoint(frontier.size, root, note, now)
-            self.store.append(rows, nodes, new_links, checkpoint)
+            try:
+                self.store.append(rows, nodes, new_links, checkpoint)
+            except BaseException:
+                # The commit may have landed before the connection failed: trust the store.
+                self.frontier = Frontier.load(self.store.size(), self.store.node)
+                raise
             self.frontier = frontier
         return out
 

@@ -134,6 +134,17 @@ def field_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> li
     return out
 
 
+def check_envelope(raw: object) -> Envelope:
+    """The envelope of an event a service already validated in full (payload not re-checked)."""
+    try:
+        envelope = Envelope.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidEvent(field_errors(exc)) from None
+    if envelope.type not in CATALOGUE:
+        raise InvalidEvent([FieldError("type", f"unknown event type {envelope.type!r}")])
+    return envelope
+
+
 def parse_event(raw: object) -> Envelope:
     """Validate an envelope and its payload against the catalogue, or raise InvalidEvent."""
     try:

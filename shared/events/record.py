@@ -10,7 +10,13 @@ import orjson
 from pydantic import AwareDatetime, ValidationError
 
 from shared.events._types import Identifier, Model, Text
-from shared.events.envelope import Envelope, FieldError, InvalidEvent, field_errors, parse_event
+from shared.events.envelope import (
+    Envelope,
+    FieldError,
+    InvalidEvent,
+    check_envelope,
+    field_errors,
+)
 
 
 class Stamp(Model):
@@ -64,7 +70,7 @@ def decode_record(body: bytes) -> AuditRecord:
     except ValidationError as exc:
         raise InvalidEvent(field_errors(exc)) from None
     if record.disposition == "accepted":
-        parse_event(record.event)
+        check_envelope(record.event)
     elif record.reason is None:
         raise InvalidEvent([FieldError("reason", "a rejected record must say why")])
     else:
