@@ -34,7 +34,8 @@ def main() -> None:
         verifier_key=signer.verifier.vkey(),
     )
     try:
-        api = AuditApi(reader, TokenStore(settings.data_dir), signer.verifier)
+        tokens = TokenStore(settings.data_dir)
+        api = AuditApi(reader, tokens, signer.verifier, bus, settings.publish_timeout_s)
         serve_http(create_app(api), settings.audit_addr)
     finally:
         bus.close()

@@ -3,8 +3,11 @@ holding a token (an outside verifier needs only these endpoints)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -14,11 +17,15 @@ from starlette.routing import Route
 from services.audit import merkle
 from services.audit.checkpoint import Verifier
 from services.audit.store import FILTERS, Query, Store
-from shared.auth import TokenStore
-from shared.events import CATALOGUE, ROLES, FieldError, Role
+from shared.auth import Principal, TokenStore
+from shared.bus import Bus, BusError
+from shared.bus.topology import AUDIT
+from shared.events import CATALOGUE, ROLES, FieldError, Role, parse_event, utcnow
+from shared.events.record import accepted
 from shared.http import EXCEPTION_HANDLERS, Problem, authenticate, json_response
 
 READERS: tuple[Role, ...] = ("compliance", "admin")
+QUERY_PARAMS = (*FILTERS, "since", "until", "after_seq", "limit")
 MAX_LIMIT = 1000
 
 
@@ -61,13 +68,62 @@ def _b64(values: list[bytes]) -> list[str]:
 
 
 class AuditApi:
-    def __init__(self, store: Store, tokens: TokenStore, verifier: Verifier) -> None:
+    def __init__(
+        self,
+        store: Store,
+        tokens: TokenStore,
+        verifier: Verifier,
+        bus: Bus,
+        confirm_timeout_s: float = 5.0,
+    ) -> None:
         self.store = store
         self.tokens = tokens
         self.verifier = verifier
+        self.bus = bus
+        self.confirm_timeout_s = confirm_timeout_s
+
+    async def record_access(
+        self,
+        principal: Principal,
+        event_type: str,
+        filters: dict[str, Any],
+        rows: int,
+        fmt: str | None = None,
+    ) -> None:
+        """Every query and export is itself appended; if that cannot be recorded, no answer."""
+        now = utcnow()
+        payload: dict[str, Any] = {"filters": filters, "rows": rows}
+        if fmt is not None:
+            payload["format"] = fmt
+        envelope = parse_event(
+            {
+                "event_id": str(uuid.uuid4()),
+                "type": event_type,
+                "schema": 1,
+                "occurred_at": now,
+                "recorded_at": now,
+                "actor": {"id": principal.user, "role": principal.role},
+                "source": {"kind": "service", "id": "audit"},
+                "payload": payload,
+                "entered_by": {"user": principal.user, "role": principal.role},
+            }
+        )
+        record = accepted(envelope, "audit", now)
+        try:
+            future = self.bus.publish(
+                AUDIT, event_type, record.to_bytes(), message_id=record.event_id
+            )
+            await asyncio.wait_for(asyncio.wrap_future(future), self.confirm_timeout_s)
+        except (BusError, TimeoutError):
+            raise Problem(
+                503,
+                "Service Unavailable",
+                "this access could not be recorded in the ledger, so it is not answered",
+                headers={"Retry-After": "5"},
+            ) from None
 
     async def entries(self, request: Request) -> Response:
-        authenticate(request, self.tokens, READERS)
+        principal = authenticate(request, self.tokens, READERS)
         filters = {k: v for k in FILTERS if (v := request.query_params.get(k))}
         if "type" in filters and filters["type"] not in CATALOGUE:
             raise _bad("type", f"unknown event type {filters['type']!r}")
@@ -80,13 +136,18 @@ class AuditApi:
             limit,
         )
         rows = self.store.entries(query)
+        asked = {k: v for k, v in request.query_params.items() if k in QUERY_PARAMS}
+        await self.record_access(principal, "audit.queried", asked, len(rows))
         next_after = rows[-1].seq if len(rows) == limit else None
         return json_response({"entries": [r.to_json() for r in rows], "next_after_seq": next_after})
 
     async def entry(self, request: Request) -> Response:
-        authenticate(request, self.tokens, READERS)
+        principal = authenticate(request, self.tokens, READERS)
         event_id = request.path_params["event_id"]
         found = self.store.by_event_id(event_id)
+        await self.record_access(
+            principal, "audit.queried", {"event_id": event_id}, 0 if found is None else 1
+        )
         if found is None:
             raise Problem(404, "Not Found", f"no ledger entry for event {event_id}")
         return json_response(found.to_json())

@@ -324,9 +324,9 @@ def reader(ledger: Ledger, ledger_path: Path) -> Iterator[SqliteStore]:
 
 @pytest.fixture
 async def audit_client(
-    reader: SqliteStore, tokens: TokenStore, signer: Signer
+    reader: SqliteStore, tokens: TokenStore, signer: Signer, bus: InMemoryBus
 ) -> AsyncIterator[httpx.AsyncClient]:
-    api = AuditApi(reader, tokens, signer.verifier)
+    api = AuditApi(reader, tokens, signer.verifier, bus)
     transport = httpx.ASGITransport(app=create_audit_app(api))
     async with httpx.AsyncClient(transport=transport, base_url="http://audit") as client:
         yield client
