@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.audit import merkle
+from services.audit import merkle, timeline
 from services.audit.checkpoint import Verifier
 from services.audit.store import FILTERS, Query, Store
 from shared.auth import Principal, TokenStore
@@ -26,6 +26,7 @@ from shared.http import EXCEPTION_HANDLERS, Problem, authenticate, json_response
 
 READERS: tuple[Role, ...] = ("compliance", "admin")
 QUERY_PARAMS = (*FILTERS, "since", "until", "after_seq", "limit")
+TIMELINE_MAX = 100_000
 MAX_LIMIT = 1000
 
 
@@ -152,6 +153,34 @@ class AuditApi:
             raise Problem(404, "Not Found", f"no ledger entry for event {event_id}")
         return json_response(found.to_json())
 
+    async def timeline(self, request: Request) -> Response:
+        principal = authenticate(request, self.tokens, READERS)
+        procedure_id = request.path_params["procedure_id"]
+        latest = self.store.latest_checkpoint()
+        cut = latest.tree_size if latest else 0
+        entries = [
+            e
+            for e in self.store.entries(Query({"procedure_id": procedure_id}, limit=TIMELINE_MAX))
+            if e.seq < cut
+        ]
+        await self.record_access(
+            principal, "audit.queried", {"timeline": procedure_id}, len(entries)
+        )
+        if not entries:
+            raise Problem(404, "Not Found", f"no events for procedure {procedure_id}")
+        assert latest is not None
+        return json_response(
+            {
+                "procedure_id": procedure_id,
+                "checkpoint": {
+                    "tree_size": latest.tree_size,
+                    "root": base64.b64encode(latest.root).decode(),
+                    "note": latest.note,
+                },
+                "events": timeline.build(entries),
+            }
+        )
+
     async def checkpoint(self, request: Request) -> Response:
         authenticate(request, self.tokens, ROLES)
         latest = self.store.latest_checkpoint()
@@ -200,6 +229,7 @@ def create_app(api: AuditApi) -> Starlette:
             Route("/v1/audit/entries", api.entries, methods=["GET"]),
             Route("/v1/audit/events/{event_id}", api.entry, methods=["GET"]),
             Route("/v1/audit/checkpoint", api.checkpoint, methods=["GET"]),
+            Route("/v1/procedures/{procedure_id}/timeline", api.timeline, methods=["GET"]),
             Route("/v1/audit/public-key", api.public_key, methods=["GET"]),
             Route("/v1/audit/proofs/inclusion", api.inclusion, methods=["GET"]),
             Route("/v1/audit/proofs/consistency", api.consistency, methods=["GET"]),
