@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from services.audit import merkle, timeline
+from services.audit import export, merkle, timeline
 from services.audit.checkpoint import Verifier
 from services.audit.store import FILTERS, Query, Store
 from shared.auth import Principal, TokenStore
@@ -25,7 +26,7 @@ from shared.events.record import accepted
 from shared.http import EXCEPTION_HANDLERS, Problem, authenticate, json_response
 
 READERS: tuple[Role, ...] = ("compliance", "admin")
-QUERY_PARAMS = (*FILTERS, "since", "until", "after_seq", "limit")
+QUERY_PARAMS = (*FILTERS, "since", "until", "after_seq", "limit", "format")
 TIMELINE_MAX = 100_000
 MAX_LIMIT = 1000
 
@@ -62,6 +63,24 @@ def _int(request: Request, name: str, default: int | None, low: int, high: int) 
     if not low <= number <= high:
         raise _bad(name, f"must be between {low} and {high}")
     return number
+
+
+def _query(request: Request, limit: int) -> Query:
+    filters = {k: v for k in FILTERS if (v := request.query_params.get(k))}
+    if "type" in filters and filters["type"] not in CATALOGUE:
+        raise _bad("type", f"unknown event type {filters['type']!r}")
+    return Query(
+        filters,
+        _time(request, "since"),
+        _time(request, "until"),
+        _int(request, "after_seq", -1, -1, 2**62),
+        limit,
+    )
+
+
+def _asked(request: Request) -> dict[str, str]:
+    """The filters as the officer gave them, for the access record."""
+    return {k: v for k, v in request.query_params.items() if k in QUERY_PARAMS}
 
 
 def _b64(values: list[bytes]) -> list[str]:
@@ -125,22 +144,39 @@ class AuditApi:
 
     async def entries(self, request: Request) -> Response:
         principal = authenticate(request, self.tokens, READERS)
-        filters = {k: v for k in FILTERS if (v := request.query_params.get(k))}
-        if "type" in filters and filters["type"] not in CATALOGUE:
-            raise _bad("type", f"unknown event type {filters['type']!r}")
-        limit = _int(request, "limit", 100, 1, MAX_LIMIT)
-        query = Query(
-            filters,
-            _time(request, "since"),
-            _time(request, "until"),
-            _int(request, "after_seq", -1, -1, 2**62),
-            limit,
-        )
+        query = _query(request, limit=_int(request, "limit", 100, 1, MAX_LIMIT))
         rows = self.store.entries(query)
-        asked = {k: v for k, v in request.query_params.items() if k in QUERY_PARAMS}
-        await self.record_access(principal, "audit.queried", asked, len(rows))
-        next_after = rows[-1].seq if len(rows) == limit else None
+        await self.record_access(principal, "audit.queried", _asked(request), len(rows))
+        next_after = rows[-1].seq if len(rows) == query.limit else None
         return json_response({"entries": [r.to_json() for r in rows], "next_after_seq": next_after})
+
+    async def export(self, request: Request) -> Response:
+        principal = authenticate(request, self.tokens, READERS)
+        fmt = request.query_params.get("format", "")
+        if fmt not in export.FORMATS:
+            raise _bad("format", f"must be one of {', '.join(export.FORMATS)}")
+        query = _query(request, limit=export.EXPORT_MAX)
+        procedure_id = query.filters.get("procedure_id")
+        if fmt == "pdf" and procedure_id is None:
+            raise _bad("procedure_id", "a PDF tells one procedure's timeline: name it")
+        try:
+            c = await run_in_threadpool(export.cut, self.store, query, self.verifier.vkey())
+        except export.ExportTooLarge as exc:
+            raise _bad("limit", str(exc)) from None
+        if c is None:
+            raise Problem(404, "Not Found", "the ledger is empty: nothing to export")
+        await self.record_access(principal, "audit.exported", _asked(request), len(c.entries), fmt)
+        size = c.checkpoint.tree_size
+        headers = {
+            "Proctrail-Checkpoint": c.header,
+            "Content-Disposition": (
+                f'attachment; filename="proctrail-{size}.{export.EXTENSIONS[fmt]}"'
+            ),
+        }
+        body = export.render(fmt, c, self.store, procedure_id)
+        return StreamingResponse(
+            iterate_in_threadpool(body), media_type=export.MEDIA_TYPES[fmt], headers=headers
+        )
 
     async def entry(self, request: Request) -> Response:
         principal = authenticate(request, self.tokens, READERS)
@@ -228,6 +264,7 @@ def create_app(api: AuditApi) -> Starlette:
             Route("/healthz", api.healthz, methods=["GET"]),
             Route("/v1/audit/entries", api.entries, methods=["GET"]),
             Route("/v1/audit/events/{event_id}", api.entry, methods=["GET"]),
+            Route("/v1/audit/export", api.export, methods=["GET"]),
             Route("/v1/audit/checkpoint", api.checkpoint, methods=["GET"]),
             Route("/v1/procedures/{procedure_id}/timeline", api.timeline, methods=["GET"]),
             Route("/v1/audit/public-key", api.public_key, methods=["GET"]),

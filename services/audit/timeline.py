@@ -14,7 +14,6 @@ from typing import Any
 
 from services.audit.store import Entry
 
-
 ENVELOPE_FIELDS = ("occurred_at", "actor")  # what a correction may fix outside the payload
 
 

@@ -358,3 +358,8 @@ def record(new_event: Callable[..., dict[str, Any]]) -> Callable[..., AuditRecor
         return accepted(parse_event(new_event(event_type, payload, **fields)), "harvest", utcnow())
 
     return make
+
+
+@pytest.fixture
+def signer_vkey(signer: Signer) -> str:
+    return signer.verifier.vkey()
