@@ -7,7 +7,7 @@ import base64
 import sys
 from pathlib import Path
 
-from proctrail import supervisor
+from proctrail import export_cmd, supervisor
 from services.audit.checkpoint import KEY_FILE, Signer, Verifier
 from services.audit.store import open_store
 from services.audit.verify import verify
@@ -117,6 +117,8 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--database-url", help="the PostgreSQL ledger")
     check.add_argument("--checkpoint", help="a checkpoint saved earlier (signed note)")
     check.add_argument("--key", help="verifier key (text or file); default: the data dir's")
+
+    export_cmd.add_parser(sub)
     return p
 
 
@@ -126,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         return supervisor.up(args.data_dir)
     if args.command == "verify":
         return _verify(args)
+    if args.command == "export":
+        return export_cmd.run(args)
     return _token_create(args)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,13 +15,13 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from services.audit import export, merkle, timeline
+from services.audit.access import access_record
 from services.audit.checkpoint import Verifier
 from services.audit.store import FILTERS, Query, Store
 from shared.auth import Principal, TokenStore
 from shared.bus import Bus, BusError
 from shared.bus.topology import AUDIT
-from shared.events import CATALOGUE, ROLES, FieldError, Role, parse_event, utcnow
-from shared.events.record import accepted
+from shared.events import CATALOGUE, ROLES, FieldError, Role
 from shared.http import EXCEPTION_HANDLERS, Problem, authenticate, json_response
 
 READERS: tuple[Role, ...] = ("compliance", "admin")
@@ -111,28 +110,10 @@ class AuditApi:
         fmt: str | None = None,
     ) -> None:
         """Every query and export is itself appended; if that cannot be recorded, no answer."""
-        now = utcnow()
-        payload: dict[str, Any] = {"filters": filters, "rows": rows}
-        if fmt is not None:
-            payload["format"] = fmt
-        envelope = parse_event(
-            {
-                "event_id": str(uuid.uuid4()),
-                "type": event_type,
-                "schema": 1,
-                "occurred_at": now,
-                "recorded_at": now,
-                "actor": {"id": principal.user, "role": principal.role},
-                "source": {"kind": "service", "id": "audit"},
-                "payload": payload,
-                "entered_by": {"user": principal.user, "role": principal.role},
-            }
-        )
-        record = accepted(envelope, "audit", now)
+        record = access_record(principal.user, principal.role, event_type, filters, rows, fmt)
         try:
-            future = self.bus.publish(
-                AUDIT, event_type, record.to_bytes(), message_id=record.event_id
-            )
+            body = record.to_bytes()
+            future = self.bus.publish(AUDIT, event_type, body, message_id=record.event_id)
             await asyncio.wait_for(asyncio.wrap_future(future), self.confirm_timeout_s)
         except (BusError, TimeoutError):
             raise Problem(
