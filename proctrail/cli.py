@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import getpass
 import sys
 from pathlib import Path
 
@@ -32,6 +33,29 @@ def _token_create(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(token)
+    return 0
+
+
+def _signer_set(args: argparse.Namespace) -> int:
+    """Prompt twice on a terminal; read one line from stdin otherwise (for provisioning)."""
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"signing password for {args.user}: ")
+        if getpass.getpass("again: ") != password:
+            print("proctrail: the passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    data_dir = _data_dir(args.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = TokenStore(data_dir)
+    try:
+        store.set_signing_password(args.user, password)
+    except ValueError as exc:
+        print(f"proctrail: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    print(f"signing password set for {args.user}")
     return 0
 
 
@@ -111,6 +135,12 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--user", required=True)
     create.add_argument("--data-dir")
 
+    signer = sub.add_parser("signer", help="e-signature credentials")
+    signer_sub = signer.add_subparsers(dest="signer_command", required=True)
+    setpw = signer_sub.add_parser("set", help="set the password a signer re-enters to sign")
+    setpw.add_argument("--user", required=True)
+    setpw.add_argument("--data-dir")
+
     check = sub.add_parser("verify", help="recompute the whole ledger offline")
     where = check.add_mutually_exclusive_group()
     where.add_argument("--data-dir", help="the SQLite ledger under this data dir")
@@ -130,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         return _verify(args)
     if args.command == "export":
         return export_cmd.run(args)
+    if args.command == "signer":
+        return _signer_set(args)
     return _token_create(args)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import threading
 from dataclasses import dataclass
@@ -18,8 +19,17 @@ CREATE TABLE IF NOT EXISTS tokens (
     user_id      TEXT NOT NULL,
     role         TEXT NOT NULL,
     created_at   TEXT NOT NULL
-)
+);
+CREATE TABLE IF NOT EXISTS signers (
+    user_id    TEXT PRIMARY KEY,
+    salt       BLOB NOT NULL,
+    scrypt     BLOB NOT NULL,
+    set_at     TEXT NOT NULL
+);
 """
+# scrypt work factors for signing passwords (RFC 7914; ~16 MiB, tens of ms per check)
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+MIN_PASSWORD = 8
 
 
 @dataclass(frozen=True)
@@ -37,7 +47,7 @@ class TokenStore:
 
     def __init__(self, data_dir: Path) -> None:
         self._conn = sqlite.connect(data_dir / "tokens.sqlite3")
-        self._conn.execute(_SCHEMA)
+        self._conn.executescript(_SCHEMA)
         self._lock = threading.Lock()
 
     def create(self, role: str, user: str) -> str:
@@ -61,6 +71,28 @@ class TokenStore:
         if row is None or row[1] not in ROLES:
             return None
         return Principal(user=row[0], role=row[1])
+
+    def set_signing_password(self, user: str, password: str) -> None:
+        """The secret a signer types again at every signature (21 CFR 11.200 re-authentication)."""
+        if len(password) < MIN_PASSWORD:
+            raise ValueError(f"a signing password has at least {MIN_PASSWORD} characters")
+        salt = secrets.token_bytes(16)
+        digest = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO signers VALUES (?, ?, ?, ?)",
+                (user, salt, digest, datetime.now(UTC).isoformat()),
+            )
+
+    def check_signing_password(self, user: str, password: str) -> bool:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT salt, scrypt FROM signers WHERE user_id = ?", (user,)
+            ).fetchone()
+        if row is None:
+            return False
+        digest = hashlib.scrypt(password.encode(), salt=row[0], **_SCRYPT)
+        return hmac.compare_digest(digest, row[1])
 
     def close(self) -> None:
         self._conn.close()

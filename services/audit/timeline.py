@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from services.audit.store import Entry
+from shared.events import content_sha256, signed_content_sha256
 
 ENVELOPE_FIELDS = ("occurred_at", "actor")  # what a correction may fix outside the payload
 
@@ -58,8 +59,20 @@ def _item(seq: int, content: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+def _binding(payload: dict[str, Any], originals: dict[str, dict[str, Any]]) -> str:
+    """Does the signature's hash match the signed events exactly as they were recorded?"""
+    claimed = payload.get("signed_sha256")
+    ids = payload.get("event_ids", [])
+    if claimed is None or any(i not in originals for i in ids):
+        return "unchecked"  # signed before binding existed, or events outside this story
+    digests = {i: content_sha256(originals[i]) for i in ids}
+    return "intact" if signed_content_sha256(digests) == claimed else "mismatch"
+
+
 def build(entries: Iterable[Entry]) -> list[dict[str, Any]]:
-    items = [_item(e.seq, e.content()) for e in entries]
+    contents = [(e.seq, e.content()) for e in entries]
+    originals = {c["event"]["event_id"]: c["event"] for _, c in contents}
+    items = [_item(seq, content) for seq, content in contents]
     by_id = {item["event_id"]: item for item in items}
     corrected_at: dict[str, int] = {}  # event_id -> seq of its latest correction
     for item in items:
@@ -91,13 +104,16 @@ def build(entries: Iterable[Entry]) -> list[dict[str, Any]]:
             continue
         signed_ids = item["payload"].get("event_ids", [])
         later = [i for i in signed_ids if corrected_at.get(i, -1) > item["seq"]]
+        binding = _binding(item["payload"], originals)
         signature = {
             "event_id": item["event_id"],
             "seq": item["seq"],
             "signer_id": item["payload"].get("signer_id"),
             "meaning": item["payload"].get("meaning"),
             "recorded_at": item["recorded_at"],
-            "valid": not later,
+            "signed_sha256": item["payload"].get("signed_sha256"),
+            "binding": binding,
+            "valid": not later and binding != "mismatch",
         }
         if later:
             signature["invalidated_by_corrections_of"] = later

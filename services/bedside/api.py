@@ -28,8 +28,10 @@ from shared.events import (
     InvalidEvent,
     Role,
     Source,
+    content_sha256,
     parse_event,
     rfc3339,
+    signed_content_sha256,
     utcnow,
 )
 from shared.events.catalogue import ProcedureScheduled
@@ -41,6 +43,7 @@ log = structlog.get_logger("bedside")
 SCHEDULERS: tuple[Role, ...] = ("nurse", "physician", "admin")
 POSTERS: tuple[Role, ...] = ("nurse", "physician", "lab", "admin")
 FUTURE_TOLERANCE = timedelta(minutes=5)
+SIGNING_PASSWORD_HEADER = "Proctrail-Signing-Password"  # noqa: S105 - a header name
 RETRY_AFTER_S = "5"
 
 
@@ -149,7 +152,7 @@ class Bedside:
             allowed = ", ".join(sorted(spec.posted_by))
             raise Problem(403, "Forbidden", f"{envelope.type} may be posted by: {allowed}")
         phase = self._phase_of(envelope)
-        digest = _digest(envelope)
+        digest = content_sha256(envelope.to_json())
         seen = self.store.accepted(str(envelope.event_id))
         if seen is not None and seen.digest != digest:
             raise Problem(
@@ -163,6 +166,8 @@ class Bedside:
             raise invalid([FieldError("occurred_at", "is in the future")])
         if seen is None:
             self.store.accept(str(envelope.event_id), digest, recorded_at)
+        if envelope.type == "record.signed":
+            envelope = self._bind_signature(envelope, principal, request)
         if seen is None or not seen.confirmed:
             late = recorded_at - envelope.occurred_at > timedelta(
                 seconds=self.settings.late_after_s
@@ -182,6 +187,35 @@ class Bedside:
         body = {"event_id": str(envelope.event_id), "recorded_at": rfc3339(recorded_at)}
         return json_response(body, 202)
 
+    def _bind_signature(
+        self, envelope: Envelope, principal: Principal, request: Request
+    ) -> Envelope:
+        """Re-authenticate the signer, then bind the signature to exactly what was signed."""
+        payload = envelope.payload
+        if payload["signer_id"] != principal.user:
+            raise Problem(403, "Forbidden", "a signature is made by the signer, signed in")
+        password = request.headers.get(SIGNING_PASSWORD_HEADER, "")
+        if not password or not self.tokens.check_signing_password(principal.user, password):
+            raise Problem(
+                401,
+                "Re-authentication Required",
+                f"signing needs the signer's signing password in {SIGNING_PASSWORD_HEADER}",
+            )
+        digests = {}
+        for event_id in payload["event_ids"]:
+            seen = self.store.accepted(event_id)
+            if seen is None or not seen.confirmed:
+                raise invalid(
+                    [FieldError("payload.event_ids", f"event {event_id} was not recorded here")]
+                )
+            digests[event_id] = seen.digest
+        bound = signed_content_sha256(digests)
+        if payload.get("signed_sha256") not in (None, bound):
+            raise invalid(
+                [FieldError("payload.signed_sha256", "does not match the events as recorded")]
+            )
+        return envelope.model_copy(update={"payload": {**payload, "signed_sha256": bound}})
+
     def _phase_of(self, envelope: Envelope) -> str:
         if envelope.procedure_id is None:
             return "lab"
@@ -196,18 +230,6 @@ class Bedside:
 
 def _sha256(data: object) -> str:
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
-def _digest(envelope: Envelope) -> str:
-    """What makes two posts the same event: everything the client sent."""
-    return _sha256(
-        envelope.model_dump(
-            mode="json",
-            by_alias=True,
-            exclude_none=True,
-            exclude={"recorded_at", "late", "entered_by"},
-        )
-    )
 
 
 def invalid(errors: list[FieldError]) -> Problem:

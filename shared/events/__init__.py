@@ -10,9 +10,11 @@ from shared.events.envelope import (
     FieldError,
     InvalidEvent,
     Source,
+    content_sha256,
     decode_event,
     parse_event,
     rfc3339,
+    signed_content_sha256,
     utcnow,
 )
 
@@ -29,8 +31,10 @@ __all__ = [
     "Phase",
     "Role",
     "Source",
+    "content_sha256",
     "decode_event",
     "parse_event",
     "rfc3339",
+    "signed_content_sha256",
     "utcnow",
 ]

@@ -244,6 +244,9 @@ class RecordSigned(Model):
     event_ids: list[UUID] = Field(min_length=1)
     meaning: Literal["authored", "reviewed", "approved"]
     signer_id: Identifier
+    # SHA-256 over exactly what was signed (see shared.events.signed_content_sha256); bedside
+    # sets it after re-authenticating the signer, a client may send it to pin what it showed.
+    signed_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
 class ImagingCaptureReceived(Model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -175,6 +176,21 @@ def decode_event(body: bytes) -> Envelope:
     except orjson.JSONDecodeError as exc:
         raise InvalidEvent([FieldError("body", f"not JSON: {exc}")]) from None
     return parse_event(raw)
+
+
+SERVER_FIELDS = frozenset({"recorded_at", "late", "entered_by"})
+
+
+def content_sha256(event: dict[str, Any]) -> str:
+    """What a client said in an event (server-set fields left out), hashed canonically."""
+    client = {k: v for k, v in event.items() if k not in SERVER_FIELDS}
+    return hashlib.sha256(orjson.dumps(client, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def signed_content_sha256(digests: dict[str, str]) -> str:
+    """What a signature binds: the signed events' content digests, by event_id."""
+    pairs = sorted(digests.items())
+    return hashlib.sha256(orjson.dumps(pairs)).hexdigest()
 
 
 def utcnow() -> datetime:
