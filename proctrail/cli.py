@@ -101,20 +101,24 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"proctrail: {exc}", file=sys.stderr)
         return 2
     store = open_store(data_dir, database_url, readonly=True)
+    progress = _progress_bar if sys.stderr.isatty() else None
     try:
-        report = verify(store, verifier, outside, _progress_bar if sys.stderr.isatty() else None)
+        report = verify(store, verifier, outside, progress, all_signatures=args.all_signatures)
     finally:
         store.close()
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if not report.intact:
-        where = f"first bad sequence number: {report.first_bad_seq}"
-        print(f"LEDGER NOT INTACT — {where}\n{report.problem}")
+        if report.first_bad_seq is None:
+            print(f"LEDGER NOT INTACT\n{report.problem}")
+        else:
+            where = f"first bad sequence number: {report.first_bad_seq}"
+            print(f"LEDGER NOT INTACT — {where}\n{report.problem}")
         return 1
     root = base64.b64encode(report.root).decode()
     print(
-        f"ledger intact: {report.size} entries, root {root},"
-        f" {report.checkpoints} signed checkpoints match"
+        f"ledger intact: {report.size} entries, root {root}; {report.checkpoints} stored"
+        f" checkpoints match; signatures verified: {report.signatures}"
     )
     if outside is not None:
         print(f"consistent with the given checkpoint (size {outside.size})")
@@ -147,6 +151,11 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--database-url", help="the PostgreSQL ledger")
     check.add_argument("--checkpoint", help="a checkpoint saved earlier (signed note)")
     check.add_argument("--key", help="verifier key (text or file); default: the data dir's")
+    check.add_argument(
+        "--all-signatures",
+        action="store_true",
+        help="check every stored checkpoint's signature, not only the latest's",
+    )
 
     export_cmd.add_parser(sub)
     return p

@@ -85,6 +85,14 @@ class Verifier:
         raise ValueError(f"no signature by {self.name}")
 
 
+def parse_note(note: str) -> Checkpoint:
+    """The checkpoint a signed note states, without checking its signature."""
+    body, sep, _signatures = note.partition("\n\n")
+    if not sep:
+        raise ValueError("a signed note has a blank line between text and signatures")
+    return _parse_body(body + "\n")
+
+
 def _parse_body(body: str) -> Checkpoint:
     lines = body.split("\n")
     if len(lines) < 4 or not lines[1].isdigit():

@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from proctrail.cli import main
-from services.audit.checkpoint import KEY_FILE, Signer
+from services.audit.checkpoint import KEY_FILE, Signer, parse_note
 from services.audit.ledger import Ledger
 from services.audit.merkle import root
 from services.audit.store import open_store
@@ -96,6 +96,15 @@ class Kept:
             store.close()
         return leaf, digest, orjson.loads(leaf)["event"]["event_id"]
 
+    def checkpoint_note(self, size: int) -> str:
+        store = open_store(self.data_dir, self.pg.url if self.pg else None, readonly=True)
+        try:
+            found = store.checkpoint(size)
+        finally:
+            store.close()
+        assert found is not None
+        return found.note
+
     def root_at(self, size: int) -> bytes:
         store = open_store(self.data_dir, self.pg.url if self.pg else None, readonly=True)
         try:
@@ -139,7 +148,7 @@ def test_the_untouched_ledger_verifies(kept: Kept, capsys: pytest.CaptureFixture
     code, out = kept.verify(capsys)
     assert code == 0, out
     assert f"ledger intact: {SIZE} entries" in out
-    assert "7 signed checkpoints match" in out
+    assert "7 stored checkpoints match; signatures verified: 1" in out
     assert f"consistent with the given checkpoint (size {SIZE})" in out
 
 
@@ -207,3 +216,16 @@ def test_inserting_one_entry_in_the_middle_is_named(
     code, out = kept.verify(capsys)
     assert code == 1
     assert "first bad sequence number: 4" in out
+
+
+def test_every_signature_can_be_checked_and_a_forged_one_is_reported(
+    kept: Kept, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = ["--database-url", kept.pg.url] if kept.pg else ["--data-dir", str(kept.data_dir)]
+    assert main(["verify", *where, "--key", kept.vkey, "--all-signatures"]) == 0
+    assert "signatures verified: 7" in capsys.readouterr().out
+    other = Signer.load_or_create(kept.data_dir / "intruder.pem", "proctrail/audit")
+    size, forged_note = 6, other.sign(parse_note(kept.checkpoint_note(6)))
+    kept.tamper(("UPDATE checkpoints SET note = ? WHERE tree_size = ?", (forged_note, size)))
+    assert main(["verify", *where, "--key", kept.vkey, "--all-signatures"]) == 1
+    assert "checkpoint signature" in capsys.readouterr().out
