@@ -147,6 +147,9 @@ class Synth:
         self.procedures: list[str] = []
         self.types: set[str] = set()
         self.leaf_bytes = 0
+        # (tree_size, root, note, created_at): the ledger signs one per batch; one per 1,000
+        # here is fewer than real, so `since` bounds are, if anything, looser than in service.
+        self.checkpoints: list[tuple[int, bytes, str, str]] = []
 
     def uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
@@ -457,7 +460,9 @@ class Synth:
             self.leaf_bytes += len(leaf)
             self.types.add(kind)
             links = {proc.id: proc.patient} if proc else {}
-            e = Ledger._row(seq, leaf, leaf_hash(leaf), record, links)
+            e = Ledger._row(seq, leaf, leaf_hash(leaf), record, links, _iso(t))
+            if (seq + 1) % 1000 == 0 or seq + 1 == self.n:
+                self.checkpoints.append((seq + 1, rng.randbytes(32), "synthetic", _iso(t)))
             yield (
                 e.seq,
                 e.event_id,
@@ -502,6 +507,9 @@ def fill_sqlite(path: Path, synth: Synth) -> None:
         conn.executemany(insert, batch)
         conn.execute("COMMIT")
         _progress(synth.n, synth.n, start)
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO checkpoints VALUES (?, ?, ?, ?)", synth.checkpoints)
+    conn.execute("COMMIT")
     conn.close()
     SqliteStore(path).close()  # back to WAL, as the service leaves it
 
@@ -527,9 +535,14 @@ def fill_postgres(url: str, synth: Synth) -> None:
                     copy.write_row(next(rows))
             done = min(done + PG_TX, synth.n)
             _progress(done, synth.n, start)
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO audit.checkpoints VALUES (%s, %s, %s, %s)", synth.checkpoints
+            )
         # What autovacuum would have done by now on a table this size: statistics for the
         # planner and a visibility map.
         conn.execute("VACUUM (ANALYZE) audit.entries")
+        conn.execute("VACUUM (ANALYZE) audit.checkpoints")
 
 
 # --- timing ---------------------------------------------------------------------------------

@@ -126,7 +126,7 @@ class AuditApi:
     async def entries(self, request: Request) -> Response:
         principal = authenticate(request, self.tokens, READERS)
         query = _query(request, limit=_int(request, "limit", 100, 1, MAX_LIMIT))
-        rows = self.store.entries(query)
+        rows = await run_in_threadpool(self.store.entries, query)
         await self.record_access(principal, "audit.queried", _asked(request), len(rows))
         next_after = rows[-1].seq if len(rows) == query.limit else None
         return json_response({"entries": [r.to_json() for r in rows], "next_after_seq": next_after})
@@ -162,7 +162,7 @@ class AuditApi:
     async def entry(self, request: Request) -> Response:
         principal = authenticate(request, self.tokens, READERS)
         event_id = request.path_params["event_id"]
-        found = self.store.by_event_id(event_id)
+        found = await run_in_threadpool(self.store.by_event_id, event_id)
         await self.record_access(
             principal, "audit.queried", {"event_id": event_id}, 0 if found is None else 1
         )
@@ -173,13 +173,10 @@ class AuditApi:
     async def timeline(self, request: Request) -> Response:
         principal = authenticate(request, self.tokens, READERS)
         procedure_id = request.path_params["procedure_id"]
-        latest = self.store.latest_checkpoint()
+        latest = await run_in_threadpool(self.store.latest_checkpoint)
         cut = latest.tree_size if latest else 0
-        entries = [
-            e
-            for e in self.store.entries(Query({"procedure_id": procedure_id}, limit=TIMELINE_MAX))
-            if e.seq < cut
-        ]
+        story = Query({"procedure_id": procedure_id}, limit=TIMELINE_MAX)
+        entries = [e for e in await run_in_threadpool(self.store.entries, story) if e.seq < cut]
         await self.record_access(
             principal, "audit.queried", {"timeline": procedure_id}, len(entries)
         )
@@ -223,7 +220,7 @@ class AuditApi:
         seq = _int(request, "seq", None, 0, 2**62)
         if seq >= size:
             raise _bad("seq", f"must be below tree_size {size}")
-        proof = merkle.inclusion_proof(seq, size, self.store.node)
+        proof = await run_in_threadpool(merkle.inclusion_proof, seq, size, self.store.node)
         return json_response({"leaf_index": seq, "tree_size": size, "hashes": _b64(proof)})
 
     async def consistency(self, request: Request) -> Response:
@@ -232,7 +229,7 @@ class AuditApi:
         old = _int(request, "from", None, 1, 2**62)
         if old > new:
             raise _bad("from", f"must not exceed to ({new})")
-        proof = merkle.consistency_proof(old, new, self.store.node)
+        proof = await run_in_threadpool(merkle.consistency_proof, old, new, self.store.node)
         return json_response({"from": old, "to": new, "hashes": _b64(proof)})
 
     async def healthz(self, request: Request) -> Response:

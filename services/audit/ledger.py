@@ -43,6 +43,14 @@ def _utc(value: Any) -> str | None:
         return None
 
 
+def _not_after(recorded_at: str | None, now: str) -> str | None:
+    """The query column never runs ahead of the append (a rejected record keeps a client's
+    clock); `since` queries rely on it. The leaf keeps the value as sent."""
+    if recorded_at is None:
+        return None
+    return min(recorded_at, now, key=datetime.fromisoformat)
+
+
 def encode_leaf(content: dict[str, Any]) -> bytes:
     return orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
 
@@ -85,7 +93,7 @@ class Ledger:
             leaf = encode_leaf(content)
             digest = leaf_hash(leaf)
             nodes.extend(frontier.append(digest))
-            rows.append(self._row(seq, leaf, digest, record, links))
+            rows.append(self._row(seq, leaf, digest, record, links, now))
             out.append(seq)
         if rows:
             root = frontier.root()
@@ -116,7 +124,12 @@ class Ledger:
 
     @staticmethod
     def _row(
-        seq: int, leaf: bytes, digest: bytes, record: AuditRecord, links: dict[str, str]
+        seq: int,
+        leaf: bytes,
+        digest: bytes,
+        record: AuditRecord,
+        links: dict[str, str],
+        now: str,
     ) -> NewEntry:
         event = record.event
         procedure_id = _text(event.get("procedure_id"))
@@ -131,6 +144,6 @@ class Ledger:
             procedure_id=procedure_id,
             patient_id=patient_id,
             actor_id=_text(_mapping(event.get("actor")).get("id")),
-            recorded_at=_utc(event.get("recorded_at")),
+            recorded_at=_not_after(_utc(event.get("recorded_at")), now),
             disposition=record.disposition,
         )

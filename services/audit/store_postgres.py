@@ -91,6 +91,7 @@ _V1 = (
         created_at TEXT NOT NULL
     )
     """,
+    'CREATE INDEX IF NOT EXISTS checkpoints_created ON audit.checkpoints (created_at COLLATE "C")',
     """
     CREATE TABLE IF NOT EXISTS audit.procedure_patients (
         procedure_id TEXT COLLATE "C" PRIMARY KEY,
@@ -423,6 +424,15 @@ class PostgresStore:
                 args.append(query.filters[name])
         if query.since is not None:
             where.append(sql.SQL("recorded_at >= %s"))
+            args.append(query.since)
+            # Nothing appended before an earlier checkpoint was recorded after `since`: the
+            # ledger clamps recorded_at to the append time. This keeps `since` an index range.
+            where.append(
+                sql.SQL(
+                    "seq >= COALESCE((SELECT max(tree_size) FROM audit.checkpoints"
+                    ' WHERE created_at COLLATE "C" < %s), 0)'
+                )
+            )
             args.append(query.since)
         if query.until is not None:
             where.append(sql.SQL("recorded_at < %s"))

@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     note       TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS checkpoints_created ON checkpoints (created_at);
 CREATE TABLE IF NOT EXISTS procedure_patients (
     procedure_id TEXT PRIMARY KEY,
     patient_id   TEXT NOT NULL
@@ -171,6 +172,12 @@ class SqliteStore:
                 args.append(query.filters[name])
         if query.since is not None:
             where.append("recorded_at >= ?")
+            args.append(query.since)
+            # Nothing appended before an earlier checkpoint was recorded after `since`: the
+            # ledger clamps recorded_at to the append time. This keeps `since` an index range.
+            where.append(
+                "seq >= COALESCE((SELECT max(tree_size) FROM checkpoints WHERE created_at < ?), 0)"
+            )
             args.append(query.since)
         if query.until is not None:
             where.append("recorded_at < ?")
