@@ -118,7 +118,7 @@ def _verify(args: argparse.Namespace) -> int:
     root = base64.b64encode(report.root).decode()
     print(
         f"ledger intact: {report.size} entries, root {root}; {report.checkpoints} stored"
-        f" checkpoints match; signatures verified: {report.signatures}"
+        f" checkpoint roots compared; signatures verified: {report.signatures}"
     )
     if outside is not None:
         print(f"consistent with the given checkpoint (size {outside.size})")

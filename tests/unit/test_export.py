@@ -12,6 +12,7 @@ import pytest
 
 from services.audit import merkle
 from services.audit.checkpoint import Verifier
+from services.audit.export_fhir import parse_bundle
 from services.audit.ledger import Ledger
 from shared.bus import InMemoryBus
 from shared.bus.topology import Q_AUDIT
@@ -103,3 +104,22 @@ async def test_an_export_that_cannot_be_made_is_refused_naming_why(
     r = await audit_client.get("/v1/audit/export", params=params, headers=bearer("compliance"))
     assert r.status_code == 422
     assert [e["field"] for e in r.json()["errors"]] == [field]
+
+
+async def test_fhir_and_pdf_exports_come_through_the_api_with_their_checkpoint(
+    audit_client: httpx.AsyncClient,
+    ledger: Ledger,
+    record: Callable[..., AuditRecord],
+    bearer: Bearer,
+) -> None:
+    first = record()
+    ledger.append([first, record(procedure_id=first.event["procedure_id"])])
+    procedure_id = first.event["procedure_id"]
+    fhir = await export(audit_client, bearer, format="fhir", procedure_id=procedure_id)
+    bundle = parse_bundle(fhir.content)
+    assert bundle.identifier is not None
+    assert bundle.identifier.value == fhir.headers["proctrail-checkpoint"]
+    assert fhir.headers["content-type"].startswith("application/fhir+json")
+    pdf = await export(audit_client, bearer, format="pdf", procedure_id=procedure_id)
+    assert pdf.content.startswith(b"%PDF")
+    assert 'filename="proctrail-2.pdf"' in pdf.headers["content-disposition"]
