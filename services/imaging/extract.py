@@ -73,6 +73,60 @@ def acquired_at(ds: Dataset) -> tuple[datetime | None, bool]:
     return moment.replace(tzinfo=zone), False
 
 
+# Per-modality acquisition and dose fields (dicom.md): keyword -> (payload key, number?).
+_MODALITY = {
+    "KVP": ("kvp", True),
+    "XRayTubeCurrent": ("tube_current_ma", True),
+    "XRayTubeCurrentInmA": ("tube_current_ma", True),
+    "ExposureTime": ("exposure_time_ms", True),
+    "ExposureTimeInms": ("exposure_time_ms", True),
+    "DistanceSourceToDetector": ("source_detector_distance_mm", True),
+    "DistanceSourceToPatient": ("source_patient_distance_mm", True),
+    "PositionerPrimaryAngle": ("positioner_primary_angle_deg", True),
+    "PositionerSecondaryAngle": ("positioner_secondary_angle_deg", True),
+    "ImageAndFluoroscopyAreaDoseProduct": ("area_dose_product_dgy_cm2", True),
+    "FluoroscopyFlag": ("fluoroscopy", False),
+    "FrameTime": ("frame_time_ms", True),
+    "CineRate": ("cine_rate_fps", True),
+    "TotalTimeOfFluoroscopy": ("fluoro_time_s", True),
+    "TransducerData": ("transducer", False),
+    "TransducerFrequency": ("transducer_frequency_khz", True),
+    "MechanicalIndex": ("mechanical_index", True),
+    "SoftTissueThermalIndex": ("soft_tissue_thermal_index", True),
+    "BoneThermalIndex": ("bone_thermal_index", True),
+    "CranialThermalIndex": ("cranial_thermal_index", True),
+    "DepthOfScanField": ("depth_of_scan_field_mm", True),
+    "CTDIvol": ("ctdivol_mgy", True),
+    "SpiralPitchFactor": ("spiral_pitch_factor", True),
+    "ExposureModulationType": ("exposure_modulation_type", False),
+}
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value[0] if isinstance(value, (list, tuple)) else value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def modality_fields(ds: Dataset) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for keyword, (key, numeric) in _MODALITY.items():
+        value = ds.get(keyword)
+        if value is None or str(value).strip() == "" or key in out:
+            continue
+        if numeric:
+            number = _number(value)
+            if number is not None:
+                out[key] = number
+        else:
+            out[key] = (
+                "\\".join(str(v) for v in value) if isinstance(value, list) else str(value).strip()
+            )
+    return out
+
+
 def capture_fields(ds: Dataset) -> dict[str, Any]:
     """The identifiers of `imaging.capture_received` (without file hash, size and caller)."""
     fields: dict[str, Any] = {
@@ -94,4 +148,5 @@ def capture_fields(ds: Dataset) -> dict[str, Any]:
         value = ds.get(keyword)
         if value is not None and str(value).strip():
             fields[key] = int(value) if keyword == "NumberOfFrames" else str(value).strip()
+    fields.update(modality_fields(ds))
     return fields

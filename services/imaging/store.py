@@ -1,16 +1,17 @@
-"""imaging's durable state: received objects (content-addressed files) and its own tables.
+"""imaging's durable state: the received objects (files named by SOP Instance UID) and its
+own tables — objects index, outbox, procedures it can match to, per-patient dose totals.
 
-An object is fsynced and renamed into `objects/<sha[:2]>/<sha256>.dcm` before anything is
-published about it; the event that announces it is written to the outbox in the same step,
-so a broker outage delays the event but never loses it.
+An object is fsynced and renamed into place, then its events go into the outbox in one
+SQLite transaction (synchronous=FULL). Only then does the C-STORE answer Success; the relay
+publishes the outbox with confirms, so a broker outage delays events but never loses them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,25 +21,55 @@ from shared import sqlite
 _CHUNK = 1 << 20
 
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    sop_instance_uid TEXT NOT NULL,
+    sha256           TEXT NOT NULL,
+    path             TEXT NOT NULL,
+    size_bytes       INTEGER NOT NULL,
+    received_at      TEXT NOT NULL,
+    PRIMARY KEY (sop_instance_uid, sha256)
+);
 CREATE TABLE IF NOT EXISTS procedures (
     procedure_id     TEXT PRIMARY KEY,
     phase            TEXT NOT NULL,
     patient_id       TEXT,
     accession_number TEXT,
+    room             TEXT,
+    scheduled_start  TEXT,
     closed           INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS procedures_accession ON procedures (accession_number);
 CREATE INDEX IF NOT EXISTS procedures_patient ON procedures (patient_id);
+CREATE TABLE IF NOT EXISTS studies (
+    study_instance_uid TEXT PRIMARY KEY,
+    procedure_id       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS unmatched (
+    sop_instance_uid TEXT PRIMARY KEY,
+    received_at      TEXT NOT NULL,
+    reconciled_to    TEXT
+);
+CREATE TABLE IF NOT EXISTS patient_dose (
+    patient_id       TEXT PRIMARY KEY,
+    dap_total_gy_m2  REAL NOT NULL DEFAULT 0,
+    dose_rp_total_gy REAL NOT NULL DEFAULT 0,
+    dlp_total_mgy_cm REAL NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS outbox (
-    message_id  TEXT PRIMARY KEY,
+    position    INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id  TEXT NOT NULL UNIQUE,
     exchange    TEXT NOT NULL,
     routing_key TEXT NOT NULL,
     body        BLOB NOT NULL,
     created_at  TEXT NOT NULL,
     sent_at     TEXT
 );
-CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (sent_at, created_at);
+CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (sent_at, position);
 """
+
+
+Totals = tuple[float, float, float]  # DAP Gy·m², reference-point dose Gy, DLP mGy·cm
+DoseHook = Callable[[Totals, Totals], list["OutboxMessage"]]
 
 
 @dataclass(frozen=True)
@@ -46,45 +77,8 @@ class StoredObject:
     path: Path
     sha256: str
     size_bytes: int
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class ObjectStore:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.incoming = root / "incoming"  # same filesystem as objects/, so rename is atomic
-        self.objects = root / "objects"
-        self.incoming.mkdir(parents=True, exist_ok=True)
-        self.objects.mkdir(parents=True, exist_ok=True)
-
-    def keep(self, received: Path) -> StoredObject:
-        """Make a received file durable under its SHA-256 and return where it now lives."""
-        digest = hashlib.sha256()
-        with received.open("rb+") as f:
-            while chunk := f.read(_CHUNK):
-                digest.update(chunk)
-            size = f.tell()
-            os.fsync(f.fileno())
-        sha = digest.hexdigest()
-        folder = self.objects / sha[:2]
-        folder.mkdir(exist_ok=True)
-        final = folder / f"{sha}.dcm"
-        if received.parent != self.incoming:  # another filesystem: copy next to it first
-            staged = self.incoming / f"{sha}.part"
-            shutil.copyfile(received, staged)
-            with staged.open("rb") as f:
-                os.fsync(f.fileno())
-            received = staged
-        os.replace(received, final)
-        _fsync_dir(folder)
-        return StoredObject(final, sha, size)
+    already_had: bool  # the same UID with the same bytes arrived before
+    conflicts_with: str | None  # sha256 of earlier, different bytes under the same UID
 
 
 @dataclass(frozen=True)
@@ -99,49 +93,188 @@ class OutboxMessage:
 class KnownProcedure:
     procedure_id: str
     phase: str
+    patient_id: str | None
 
 
-class ImagingDb:
-    def __init__(self, path: Path) -> None:
-        self._conn = sqlite.connect(path)
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+        os.fsync(f.fileno())
+    return digest.hexdigest(), size
+
+
+def _safe_name(uid: str) -> str:
+    if not uid or any(c not in "0123456789." for c in uid):
+        raise ValueError(f"not a DICOM UID: {uid!r}")
+    return uid
+
+
+class ImagingStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.incoming = root / "incoming"  # same filesystem as objects/: rename is atomic
+        self.objects = root / "objects"
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        self.objects.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite.connect(root / "imaging.sqlite3")
         self._conn.executescript(_SCHEMA)
-        self._lock = threading.Lock()  # association threads, the relay and the index consumer
+        self._lock = threading.Lock()  # association threads, the relay, the index consumer
+
+    # --- objects -----------------------------------------------------------------------------
+
+    def keep(self, received: Path, sop_instance_uid: str) -> StoredObject:
+        """Make a received file durable under its SOP Instance UID (a second, different
+        version of the same UID is kept beside the first, never over it)."""
+        sha, size = _sha256_file(received)
+        name = _safe_name(sop_instance_uid)
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT sha256, path FROM objects WHERE sop_instance_uid = ?", (name,)
+            ).fetchall()
+        known = {r[0]: r[1] for r in rows}
+        if sha in known:
+            received.unlink(missing_ok=True)
+            return StoredObject(Path(known[sha]), sha, size, True, None)
+        folder = self.objects / hashlib.sha256(name.encode()).hexdigest()[:2]
+        folder.mkdir(exist_ok=True)
+        final = folder / (f"{name}.dcm" if not known else f"{name}.{sha[:16]}.dcm")
+        if received.parent != self.incoming:  # another filesystem: copy next to it first
+            staged = self.incoming / f"{sha}.part"
+            with received.open("rb") as src, staged.open("wb") as dst:
+                while chunk := src.read(_CHUNK):
+                    dst.write(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+            received = staged
+        os.replace(received, final)
+        _fsync_dir(folder)
+        return StoredObject(final, sha, size, False, next(iter(known), None))
+
+    def forget(self, stored: StoredObject) -> None:
+        """Undo `keep` when what follows it failed: nothing half-written stays."""
+        if not stored.already_had:
+            stored.path.unlink(missing_ok=True)
+
+    # --- one durable step: the object's index row and its events -----------------------------
+
+    def commit(
+        self,
+        stored: StoredObject,
+        sop_instance_uid: str,
+        messages: list[OutboxMessage],
+        *,
+        unmatched: bool = False,
+        dose: tuple[str, float, float, float] | None = None,
+        on_dose: DoseHook | None = None,
+    ) -> None:
+        """Index the object, queue its events and add its dose to the patient's totals, in one
+        transaction; `on_dose(before, after)` may queue more (a threshold alert)."""
+        now = datetime.now(UTC).isoformat()
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                cur.execute(
+                    "INSERT OR IGNORE INTO objects VALUES (?, ?, ?, ?, ?)",
+                    (sop_instance_uid, stored.sha256, str(stored.path), stored.size_bytes, now),
+                )
+                fresh = cur.rowcount == 1
+                if dose is not None and fresh:
+                    after = self._add_dose(cur, *dose)
+                    before = (after[0] - dose[1], after[1] - dose[2], after[2] - dose[3])
+                    if on_dose is not None:
+                        messages = [*messages, *on_dose(before, after)]
+                cur.executemany(
+                    "INSERT OR IGNORE INTO outbox (message_id, exchange, routing_key, body,"
+                    " created_at) VALUES (?, ?, ?, ?, ?)",
+                    [(m.message_id, m.exchange, m.routing_key, m.body, now) for m in messages],
+                )
+                if unmatched:
+                    cur.execute(
+                        "INSERT OR IGNORE INTO unmatched VALUES (?, ?, NULL)",
+                        (sop_instance_uid, now),
+                    )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    def _add_dose(cur: object, patient_id: str, dap: float, dose_rp: float, dlp: float) -> Totals:
+        execute = cur.execute  # type: ignore[attr-defined]
+        execute("INSERT OR IGNORE INTO patient_dose (patient_id) VALUES (?)", (patient_id,))
+        execute(
+            "UPDATE patient_dose SET dap_total_gy_m2 = dap_total_gy_m2 + ?,"
+            " dose_rp_total_gy = dose_rp_total_gy + ?, dlp_total_mgy_cm = dlp_total_mgy_cm + ?"
+            " WHERE patient_id = ?",
+            (dap, dose_rp, dlp, patient_id),
+        )
+        row = execute(
+            "SELECT dap_total_gy_m2, dose_rp_total_gy, dlp_total_mgy_cm FROM patient_dose"
+            " WHERE patient_id = ?",
+            (patient_id,),
+        ).fetchone()
+        return float(row[0]), float(row[1]), float(row[2])
+
+    # --- outbox ------------------------------------------------------------------------------
 
     def add_to_outbox(self, messages: list[OutboxMessage]) -> None:
         now = datetime.now(UTC).isoformat()
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             self._conn.executemany(
-                "INSERT OR IGNORE INTO outbox VALUES (?, ?, ?, ?, ?, NULL)",
+                "INSERT OR IGNORE INTO outbox (message_id, exchange, routing_key, body,"
+                " created_at) VALUES (?, ?, ?, ?, ?)",
                 [(m.message_id, m.exchange, m.routing_key, m.body, now) for m in messages],
             )
-            self._conn.execute("COMMIT")
+
+    def unsent(self, limit: int = 500) -> list[OutboxMessage]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT message_id, exchange, routing_key, body FROM outbox"
+                " WHERE sent_at IS NULL ORDER BY position LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [OutboxMessage(*r) for r in rows]
 
     def mark_sent(self, message_ids: list[str]) -> None:
+        if not message_ids:
+            return
         now = datetime.now(UTC).isoformat()
         with self._lock:
+            self._conn.execute("BEGIN")
             self._conn.executemany(
                 "UPDATE outbox SET sent_at = ? WHERE message_id = ? AND sent_at IS NULL",
                 [(now, m) for m in message_ids],
             )
+            self._conn.execute("COMMIT")
 
-    def unsent(self, older_than_s: float, limit: int = 500) -> list[OutboxMessage]:
-        cutoff = datetime.fromtimestamp(datetime.now(UTC).timestamp() - older_than_s, UTC)
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT message_id, exchange, routing_key, body FROM outbox"
-                " WHERE sent_at IS NULL AND created_at <= ? ORDER BY created_at LIMIT ?",
-                (cutoff.isoformat(), limit),
-            ).fetchall()
-        return [OutboxMessage(*r) for r in rows]
+    # --- procedures, for matching ------------------------------------------------------------
 
     def index_procedure(
-        self, procedure_id: str, phase: str, patient_id: str | None, accession: str | None
+        self,
+        procedure_id: str,
+        phase: str,
+        patient_id: str | None,
+        accession: str | None,
+        room: str | None,
+        scheduled_start: str | None,
     ) -> None:
         with self._lock:
             self._conn.execute(
-                "INSERT OR IGNORE INTO procedures VALUES (?, ?, ?, ?, 0)",
-                (procedure_id, phase, patient_id, accession),
+                "INSERT OR IGNORE INTO procedures VALUES (?, ?, ?, ?, ?, ?, 0)",
+                (procedure_id, phase, patient_id, accession, room, scheduled_start),
             )
 
     def close_procedure(self, procedure_id: str) -> None:
@@ -150,26 +283,72 @@ class ImagingDb:
                 "UPDATE procedures SET closed = 1 WHERE procedure_id = ?", (procedure_id,)
             )
 
-    def match(self, accession: str | None, patient_id: str | None) -> KnownProcedure | None:
-        """By accession number first; else the one open procedure of that patient."""
+    def reconciled(self, sop_instance_uid: str, procedure_id: str) -> None:
+        with self._lock:
+            self._conn.execute(
+                "UPDATE unmatched SET reconciled_to = ? WHERE sop_instance_uid = ?",
+                (procedure_id, sop_instance_uid),
+            )
+
+    def link_study(self, study_instance_uid: str, procedure_id: str) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO studies VALUES (?, ?)", (study_instance_uid, procedure_id)
+            )
+
+    def match(
+        self,
+        accession: str | None,
+        study_uid: str | None,
+        patient_id: str | None,
+        room: str | None,
+        acquired_at: datetime | None,
+        window_h: float,
+    ) -> tuple[KnownProcedure, str] | None:
+        """Accession number, then study UID, then patient + room + time window. Only an open
+        procedure, and only when exactly one fits; returns it with how it was matched."""
+        select = "SELECT p.procedure_id, p.phase, p.patient_id FROM procedures p"
         with self._lock:
             if accession:
                 rows = self._conn.execute(
-                    "SELECT procedure_id, phase FROM procedures"
-                    " WHERE accession_number = ? AND closed = 0",
-                    (accession,),
+                    f"{select} WHERE accession_number = ? AND closed = 0", (accession,)
                 ).fetchall()
                 if len(rows) == 1:
-                    return KnownProcedure(*rows[0])
-            if patient_id:
+                    return KnownProcedure(*rows[0]), "accession_number"
+            if study_uid:
                 rows = self._conn.execute(
-                    "SELECT procedure_id, phase FROM procedures"
-                    " WHERE patient_id = ? AND closed = 0",
-                    (patient_id,),
+                    f"{select} JOIN studies s ON s.procedure_id = p.procedure_id"
+                    " WHERE s.study_instance_uid = ? AND closed = 0",
+                    (study_uid,),
                 ).fetchall()
                 if len(rows) == 1:
-                    return KnownProcedure(*rows[0])
+                    return KnownProcedure(*rows[0]), "study_instance_uid"
+            if not patient_id:
+                return None
+            rows = self._conn.execute(
+                "SELECT procedure_id, phase, patient_id, room, scheduled_start FROM procedures"
+                " WHERE patient_id = ? AND closed = 0",
+                (patient_id,),
+            ).fetchall()
+        fits = [r for r in rows if _fits(r[3], r[4], room, acquired_at, window_h)]
+        if len(fits) == 1:
+            return KnownProcedure(*fits[0][:3]), "patient_room_time"
         return None
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _fits(
+    proc_room: str | None,
+    scheduled: str | None,
+    room: str | None,
+    acquired_at: datetime | None,
+    window_h: float,
+) -> bool:
+    if room and proc_room and room != proc_room:
+        return False
+    if acquired_at and scheduled:
+        distance = abs((datetime.fromisoformat(scheduled) - acquired_at).total_seconds())
+        return distance <= window_h * 3600
+    return True

@@ -66,7 +66,12 @@ def default_topology(delivery_limit: int = 5) -> Topology:
         queues=(
             Queue(Q_HARVEST, EVENTS, ("harvest.#",), delivery_limit),
             Queue(Q_IMPLANT, EVENTS, ("implant.#", "lab.#"), delivery_limit),
-            Queue(Q_IMAGING, EVENTS, ("*.procedure.*",), delivery_limit),
+            Queue(
+                Q_IMAGING,
+                EVENTS,
+                ("*.procedure.*", "*.imaging.capture_reconciled"),
+                delivery_limit,
+            ),
             Queue(Q_AUDIT, AUDIT, ("",), delivery_limit),
         ),
     )

@@ -288,6 +288,20 @@ class ImagingCaptureReconciled(Model):
     reason: Text
 
 
+class ImagingAssociationLogged(Model):
+    """An access event: one DICOM association, accepted or not (who, from where, what)."""
+
+    calling_ae: Text
+    called_ae: Text
+    peer_address: Text
+    peer_port: Count
+    outcome: Literal["released", "aborted", "rejected"]
+    tls: bool
+    objects_stored: Count
+    objects_refused: Count
+    reason: Text | None = None
+
+
 class AlertRaised(Model):
     code: Identifier
     severity: Literal["info", "warning", "critical"]

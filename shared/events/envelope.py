@@ -63,8 +63,11 @@ CATALOGUE: dict[str, EventType] = {
     "imaging.capture_unmatched": EventType(
         c.ImagingCaptureUnmatched, needs_procedure=False, posted_by=_SYSTEM
     ),
-    "imaging.capture_reconciled": EventType(c.ImagingCaptureReconciled, posted_by=_SYSTEM),
-    "alert.raised": EventType(c.AlertRaised, posted_by=_SYSTEM),
+    "imaging.capture_reconciled": EventType(c.ImagingCaptureReconciled),
+    "imaging.association_logged": EventType(
+        c.ImagingAssociationLogged, needs_procedure=False, posted_by=_SYSTEM
+    ),
+    "alert.raised": EventType(c.AlertRaised, needs_procedure=False, posted_by=_SYSTEM),
     "audit.queried": EventType(c.AuditAccessed, needs_procedure=False, posted_by=_SYSTEM),
     "audit.exported": EventType(c.AuditAccessed, needs_procedure=False, posted_by=_SYSTEM),
 }

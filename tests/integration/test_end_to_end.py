@@ -165,9 +165,8 @@ def test_a_ct_sent_with_storescu_is_stored_hashed_and_audited(system: System) ->
     entry = wait_until(capture)
     assert isinstance(entry, dict)
     payload = entry["event"]["payload"]
-    stored = (
-        system.data_dir / "imaging" / "objects" / payload["sha256"][:2] / f"{payload['sha256']}.dcm"
-    )
+    stored = system.data_dir / "imaging" / payload["stored_as"]
+    assert stored.name == f"{sop_uid}.dcm"  # kept under its SOP Instance UID
     data = stored.read_bytes()
     assert hashlib.sha256(data).hexdigest() == payload["sha256"]
     assert len(data) == payload["size_bytes"]

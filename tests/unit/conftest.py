@@ -198,6 +198,16 @@ EXAMPLE_PAYLOADS: dict[str, dict[str, Any]] = {
         "procedure_id": PROCEDURE_ID,
         "reason": "matched by hand after an accession typo",
     },
+    "imaging.association_logged": {
+        "calling_ae": "CARM_OR2",
+        "called_ae": "PROCTRAIL",
+        "peer_address": "10.20.0.41",
+        "peer_port": 50412,
+        "outcome": "released",
+        "tls": True,
+        "objects_stored": 14,
+        "objects_refused": 0,
+    },
     "alert.raised": {
         "code": "needle_unconfirmed",
         "severity": "warning",
