@@ -57,7 +57,7 @@ class Announcer:
             self.settings.match_window_h,
         )
         match, matched_by = found if found else (None, None)
-        if match is not None:
+        if match is not None and "study_instance_uid" in fields:
             self.store.link_study(fields["study_instance_uid"], match.procedure_id)
         base = {
             "schema": 1,

@@ -132,10 +132,12 @@ def capture_fields(ds: Dataset) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "sop_class_uid": str(ds.SOPClassUID),
         "sop_instance_uid": str(ds.SOPInstanceUID),
-        "study_instance_uid": str(ds.StudyInstanceUID),
-        "series_instance_uid": str(ds.SeriesInstanceUID),
         "modality": _text(ds, "Modality") or "OT",
     }
+    for keyword, key in (("StudyInstanceUID", "study_instance_uid"),
+                         ("SeriesInstanceUID", "series_instance_uid")):  # fmt: skip
+        if (uid := _text(ds, keyword)) is not None:
+            fields[key] = uid  # Type 1, yet missing from some objects seen in the field
     for keyword, key in (("AccessionNumber", "accession_number"), ("PatientID", "patient_id")):
         if (value := _text(ds, keyword)) is not None:
             fields[key] = value

@@ -31,17 +31,19 @@ def read_whole(path: Path) -> FileDataset:
         ds = dcmread(path, defer_size=DEFER_BYTES)
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, NotImplementedError) as exc:
         raise Malformed(f"unreadable: {exc}") from None
-    raws = [e for e in ds._dict.values() if isinstance(e, RawDataElement)]
     if not ds._dict:
         raise Malformed("the dataset is empty")
+    for keyword in ("SOPClassUID", "SOPInstanceUID"):
+        if not str(ds.get(keyword, "")).strip():
+            raise Malformed(f"missing {keyword}")
+    if ds.file_meta.TransferSyntaxUID.is_deflated:
+        return ds  # element offsets count in the inflated stream: parsing it was the check
+    raws = [e for e in ds._dict.values() if isinstance(e, RawDataElement)]
     defined = [e for e in raws if e.length != UNDEFINED]
     end = max((e.value_tell + e.length for e in defined), default=0)
     if end > size:
         raise Malformed(f"an element runs {end - size} bytes past the end of the object")
-    last = max(raws, key=lambda e: e.value_tell, default=None)
-    if last is not None and last.length != UNDEFINED and end < size:
+    last = ds._dict[max(ds._dict)]  # elements are in tag order in the file
+    if isinstance(last, RawDataElement) and last.length != UNDEFINED and end < size:
         raise Malformed(f"{size - end} stray bytes after the last element")
-    for keyword in ("SOPClassUID", "SOPInstanceUID"):
-        if not str(ds.get(keyword, "")).strip():
-            raise Malformed(f"missing {keyword}")
     return ds

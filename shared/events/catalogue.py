@@ -254,8 +254,8 @@ class ImagingCaptureReceived(Model):
 
     sop_class_uid: Uid
     sop_instance_uid: Uid
-    study_instance_uid: Uid
-    series_instance_uid: Uid
+    study_instance_uid: Uid | None = None  # Type 1 in DICOM, but kept even when absent
+    series_instance_uid: Uid | None = None
     modality: Identifier
     accession_number: Identifier | None = None
     patient_id: Identifier | None = None

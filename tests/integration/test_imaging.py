@@ -1,0 +1,229 @@
+"""The imaging listener with real senders and real files: what devices send, it keeps
+byte for byte and announces; what is broken it refuses; who it does not know it turns away."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+from pynetdicom import AE, _config
+
+from tests import dicom_factory
+from tests.integration.imaging_listener import (
+    Audit,
+    RunningListener,
+    dataset_bytes,
+    pynetdicom_send,
+    running_listener,
+)
+
+pytestmark = pytest.mark.integration
+
+TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+MODALITIES = {"CT", "US", "OT", "SR", "CR", "MR", ""}
+KNOWN_BROKEN = {"MR_truncated.dcm", "rtplan_truncated.dcm"}
+
+
+def real_files() -> list[Path]:
+    """pydicom's own CT, US, SC, SR, CR and MR test files (storage SOP classes, Part 10)."""
+    from pynetdicom import AllStoragePresentationContexts
+
+    storage = {c.abstract_syntax for c in AllStoragePresentationContexts}
+    out = []
+    for path in sorted(p for p in TEST_FILES.rglob("*") if p.is_file()):
+        if path.name in KNOWN_BROKEN:
+            continue
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception:
+            continue
+        meta = getattr(ds, "file_meta", None)
+        if meta is None or "TransferSyntaxUID" not in meta:
+            continue
+        if ds.get("SOPClassUID") in storage and ds.get("Modality", "") in MODALITIES:
+            out.append(path)
+    return out
+
+
+@pytest.fixture
+def listener(amqp_url: str, tmp_path: Path) -> Iterator[RunningListener]:
+    with running_listener(amqp_url, tmp_path / "var") as running:
+        yield running
+
+
+def stored_path(listener: RunningListener, capture: dict) -> Path:
+    return listener.root / capture["payload"]["stored_as"]
+
+
+def test_every_real_test_file_is_kept_byte_for_byte_and_announced(
+    listener: RunningListener,
+) -> None:
+    files = real_files()
+    assert len(files) > 100
+    failed = [p.name for p in files if listener.storescu(p).returncode != 0]
+    assert failed == []
+    refused = [p.name for p in files if pynetdicom_send(listener.port, p) != 0x0000]
+    assert refused == []  # the second sender: the same objects again, each still Success
+    audit = Audit(listener.amqp_url)
+    captures = audit.wait_for("imaging.capture_received", len(files), timeout=120)
+    by_sha = {c["payload"]["sha256"]: c for c in captures}
+    for path in files:
+        sent = dataset_bytes(path)
+        matching = [c for c in captures if dataset_bytes(stored_path(listener, c)) == sent]
+        assert matching, f"{path.name}: no stored object holds exactly the bytes sent"
+        capture = matching[0]
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        assert capture["payload"]["sop_instance_uid"] == str(ds.SOPInstanceUID)
+        assert capture["payload"]["sop_class_uid"] == str(ds.SOPClassUID)
+        stored = stored_path(listener, capture).read_bytes()
+        assert hashlib.sha256(stored).hexdigest() in by_sha
+    assert listener.leftovers() == []
+
+
+def test_large_xa_and_rf_cines_arrive_whole_from_both_senders(
+    listener: RunningListener, tmp_path: Path
+) -> None:
+    xa = dicom_factory.xa_cine(tmp_path / "xa.dcm", frames=110)
+    rf = dicom_factory.rf_cine(tmp_path / "rf.dcm", frames=110)
+    assert min(xa.stat().st_size, rf.stat().st_size) > 50_000_000
+    assert listener.storescu(xa).returncode == 0
+    _config.STORE_SEND_CHUNKED_DATASET = True  # pynetdicom streams the file as it is
+    ae = AE(ae_title="PYNETDICOM")
+    ae.add_requested_context(pydicom.dcmread(rf, stop_before_pixels=True).SOPClassUID,
+                             "1.2.840.10008.1.2.1")  # fmt: skip
+    assoc = ae.associate("127.0.0.1", listener.port, ae_title="PROCTRAIL")
+    assert assoc.is_established
+    try:
+        assert assoc.send_c_store(rf).Status == 0x0000
+    finally:
+        assoc.release()
+        _config.STORE_SEND_CHUNKED_DATASET = False
+    captures = Audit(listener.amqp_url).wait_for("imaging.capture_received", 2)
+    for sent in (xa, rf):
+        ds = pydicom.dcmread(sent, stop_before_pixels=True)
+        (capture,) = [c for c in captures if c["payload"]["sop_instance_uid"] == ds.SOPInstanceUID]
+        assert dataset_bytes(stored_path(listener, capture)) == dataset_bytes(sent)
+        payload = capture["payload"]
+        assert payload["number_of_frames"] == 110
+        assert payload["modality"] == ds.Modality
+        assert payload["kvp"] == float(ds.KVP)
+        assert payload["manufacturer"] == ds.Manufacturer
+
+
+def test_dose_reports_give_normalised_totals_and_cross_the_patient_threshold(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    with running_listener(
+        amqp_url, tmp_path / "var", PROCTRAIL_DOSE_THRESHOLD_RP_GY="2"
+    ) as listener:
+        xray = dicom_factory.xray_dose_sr(tmp_path / "xray.dcm", dap=2.5, dap_unit="dGy.cm2",
+                                          dose_rp=1200.0, dose_unit="mGy",
+                                          fluoro_time=4.2, time_unit="min")  # fmt: skip
+        again = dicom_factory.xray_dose_sr(tmp_path / "xray2.dcm", dose_rp=1000.0)
+        ct = dicom_factory.ct_dose_sr(tmp_path / "ct.dcm")
+        for path in (xray, again, ct):
+            assert listener.storescu(path).returncode == 0
+        audit = Audit(listener.amqp_url)
+        doses = audit.wait_for("imaging.dose_reported", 3)
+        first = next(
+            d for d in doses
+            if d["payload"]["sop_instance_uid"] == pydicom.dcmread(xray).SOPInstanceUID
+        )  # fmt: skip
+        assert first["payload"]["dap_total_gy_m2"] == pytest.approx(2.5e-5)
+        assert first["payload"]["dose_rp_total_gy"] == pytest.approx(1.2)
+        assert first["payload"]["fluoro_time_s"] == pytest.approx(252)
+        assert first["payload"]["original"]["dap_total"] == {"value": 2.5, "unit": "dGy.cm2"} | {
+            k: v for k, v in first["payload"]["original"]["dap_total"].items()
+            if k not in ("value", "unit")
+        }  # fmt: skip
+        ct_dose = next(d for d in doses if "dlp_total_mgy_cm" in d["payload"])
+        assert ct_dose["payload"]["dlp_total_mgy_cm"] == pytest.approx(223.7 + 176.2)
+        (alert,) = audit.wait_for("alert.raised", 1)
+        assert alert["payload"]["code"] == "dose_threshold"
+        assert "reference-point air kerma 2.2 Gy" in alert["payload"]["message"]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["truncated", "wrong_length", "garbage_after_preamble", "empty", "no_sop_instance_uid"],
+)
+def test_a_malformed_object_gets_a_failure_status_and_leaves_nothing(
+    listener: RunningListener, tmp_path: Path, damage: str
+) -> None:
+    good = TEST_FILES / "CT_small.dcm"
+    ds = pydicom.dcmread(good)
+    raw = good.read_bytes()
+    head = len(raw) - len(dataset_bytes(good))  # preamble + file meta
+    body = raw[head:]
+    if damage == "truncated":
+        data = raw[:-5000]
+    elif damage == "wrong_length":
+        at = body.find(b"\x10\x00\x10\x00PN")  # (0010,0010) PatientName
+        data = raw[: head + at + 6] + b"\xff\x7f" + raw[head + at + 8 :]
+    elif damage == "garbage_after_preamble":
+        data = raw[:head] + os.urandom(len(body))
+    elif damage == "empty":
+        data = raw[:head]
+    else:
+        del ds.SOPInstanceUID
+        ds.save_as(tmp_path / "tmp.dcm", enforce_file_format=True)
+        data = (tmp_path / "tmp.dcm").read_bytes()
+    broken = tmp_path / f"{damage}.dcm"
+    broken.write_bytes(data)
+    before = listener.files()
+    _config.STORE_SEND_CHUNKED_DATASET = True  # send the bytes as they are
+    ae = AE(ae_title="PYNETDICOM")
+    ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+    assoc = ae.associate("127.0.0.1", listener.port, ae_title="PROCTRAIL")
+    assert assoc.is_established
+    try:
+        status = assoc.send_c_store(broken)
+    finally:
+        assoc.release()
+        _config.STORE_SEND_CHUNKED_DATASET = False
+    assert status.Status >= 0xA000  # a failure status, not Success or a warning
+    assert listener.alive()
+    assert listener.files() == before
+    assert listener.leftovers() == []
+
+
+def test_a_resend_changes_nothing_and_other_bytes_under_the_same_uid_are_kept_and_flagged(
+    listener: RunningListener, tmp_path: Path
+) -> None:
+    original = TEST_FILES / "CT_small.dcm"  # pynetdicom sends the file's bytes verbatim
+    assert pynetdicom_send(listener.port, original) == 0x0000
+    assert pynetdicom_send(listener.port, original) == 0x0000
+    ds = pydicom.dcmread(original)
+    ds.PatientName = "Corrected^Name"
+    changed = tmp_path / "changed.dcm"
+    ds.save_as(changed, enforce_file_format=True)
+    assert pynetdicom_send(listener.port, changed) == 0x0000
+    captures = Audit(listener.amqp_url).wait_for("imaging.capture_received", 2)
+    assert len(captures) == 2  # the resend was the same event; the changed object is another
+    assert len(listener.files()) == 2
+    second = next(c for c in captures if "uid_conflict_with_sha256" in c["payload"])
+    first = next(c for c in captures if c is not second)
+    assert second["payload"]["uid_conflict_with_sha256"] == first["payload"]["sha256"]
+    assert dataset_bytes(stored_path(listener, first)) == dataset_bytes(original)
+    assert dataset_bytes(stored_path(listener, second)) == dataset_bytes(changed)
+
+
+def test_an_unknown_calling_ae_is_turned_away_and_the_attempt_is_logged(
+    listener: RunningListener,
+) -> None:
+    sent = listener.storescu(TEST_FILES / "CT_small.dcm", aet="INTRUDER")
+    assert sent.returncode != 0
+    assert "Association Rejected" in sent.stderr + sent.stdout
+    assert listener.storescu(TEST_FILES / "CT_small.dcm").returncode == 0
+    audit = Audit(listener.amqp_url)
+    logged = audit.wait_for("imaging.association_logged", 2)
+    outcomes = {(e["payload"]["calling_ae"], e["payload"]["outcome"]) for e in logged}
+    assert ("INTRUDER", "rejected") in outcomes
+    assert ("STORESCU", "released") in outcomes
+    released = next(e for e in logged if e["payload"]["outcome"] == "released")
+    assert released["payload"]["objects_stored"] == 1
+    assert released["payload"]["peer_address"] == "127.0.0.1"
