@@ -260,3 +260,32 @@ def test_an_object_missing_its_study_uid_gets_a_failure_status_and_no_ledger_ent
         for e in ledger_entries(system, type="imaging.capture_received")
     ]
     assert str(ds.SOPInstanceUID) not in sops
+
+
+def test_a_nurse_reconciles_an_unmatched_capture_to_its_procedure(system: System) -> None:
+    assert storescu(system, CT_SMALL).returncode == 0
+    sop_uid = str(pydicom.dcmread(CT_SMALL).SOPInstanceUID)
+    wait_until(lambda: ledger_entries(system, type="imaging.capture_unmatched"))
+    procedure_id = schedule(system, patient_id="PAT-RECON")
+    reconcile = {
+        "event_id": str(uuid.uuid4()),
+        "type": "imaging.capture_reconciled",
+        "schema": 1,
+        "procedure_id": procedure_id,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "actor": {"id": "nurse.ana", "role": "nurse"},
+        "source": {"kind": "tablet", "id": "tablet-7"},
+        "payload": {
+            "sop_instance_uid": sop_uid,
+            "procedure_id": procedure_id,
+            "reason": "unscheduled AP view, same patient, wristband checked",
+        },
+    }
+    with system.bedside_client(system.nurse) as client:
+        r = client.post("/v1/events", json=reconcile)
+    assert r.status_code == 202, r.text
+    entry = wait_until(lambda: entry_for(system, reconcile["event_id"]))
+    assert isinstance(entry, dict)
+    assert entry["event"]["procedure_id"] == procedure_id
+    assert entry["event"]["entered_by"]["user"] == "nurse.ana"
+    wait_until(lambda: system.logged("imaging", "capture reconciled", sop_instance_uid=sop_uid))

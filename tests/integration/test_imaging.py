@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from pynetdicom import AE, _config
 
 from tests import dicom_factory
+from tests.integration.conftest import dcmtk
 from tests.integration.imaging_listener import (
     Audit,
     RunningListener,
@@ -218,11 +220,18 @@ def test_an_unknown_calling_ae_is_turned_away_and_the_attempt_is_logged(
     sent = listener.storescu(TEST_FILES / "CT_small.dcm", aet="INTRUDER")
     assert sent.returncode != 0
     assert "Association Rejected" in sent.stderr + sent.stdout
+    wrong_called = subprocess.run(
+        [dcmtk("storescu"), "-aet", "STORESCU", "-aec", "NOT_US", "127.0.0.1",
+         str(listener.port), str(TEST_FILES / "CT_small.dcm")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert wrong_called.returncode != 0
     assert listener.storescu(TEST_FILES / "CT_small.dcm").returncode == 0
     audit = Audit(listener.amqp_url)
-    logged = audit.wait_for("imaging.association_logged", 2)
+    logged = audit.wait_for("imaging.association_logged", 3)
     outcomes = {(e["payload"]["calling_ae"], e["payload"]["outcome"]) for e in logged}
     assert ("INTRUDER", "rejected") in outcomes
+    assert sum(1 for e in logged if e["payload"]["outcome"] == "rejected") == 2
     assert ("STORESCU", "released") in outcomes
     released = next(e for e in logged if e["payload"]["outcome"] == "released")
     assert released["payload"]["objects_stored"] == 1
