@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -128,9 +129,17 @@ class ImagingStore:
         self.objects = root / "objects"
         self.incoming.mkdir(parents=True, exist_ok=True)
         self.objects.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite.connect(root / "imaging.sqlite3")
+        self._path = root / "imaging.sqlite3"
+        self._conn = sqlite.connect(self._path)
         self._conn.executescript(_SCHEMA)
-        self._lock = threading.Lock()  # association threads, the relay, the index consumer
+        self._lock = threading.Lock()  # the one writer connection: associations, relay, index
+        self._readers = threading.local()  # WAL: each association thread reads on its own
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
+        if conn is None:
+            conn = self._readers.conn = sqlite.connect(self._path)
+        return conn
 
     # --- objects -----------------------------------------------------------------------------
 
@@ -139,10 +148,11 @@ class ImagingStore:
         version of the same UID is kept beside the first, never over it)."""
         sha, size = _sha256_file(received)
         name = _safe_name(sop_instance_uid)
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT sha256, path FROM objects WHERE sop_instance_uid = ?", (name,)
-            ).fetchall()
+        rows = (
+            self._reader()
+            .execute("SELECT sha256, path FROM objects WHERE sop_instance_uid = ?", (name,))
+            .fetchall()
+        )
         known = {r[0]: r[1] for r in rows}
         if sha in known:
             received.unlink(missing_ok=True)
@@ -308,28 +318,28 @@ class ImagingStore:
         """Accession number, then study UID, then patient + room + time window. Only an open
         procedure, and only when exactly one fits; returns it with how it was matched."""
         select = "SELECT p.procedure_id, p.phase, p.patient_id FROM procedures p"
-        with self._lock:
-            if accession:
-                rows = self._conn.execute(
-                    f"{select} WHERE accession_number = ? AND closed = 0", (accession,)
-                ).fetchall()
-                if len(rows) == 1:
-                    return KnownProcedure(*rows[0]), "accession_number"
-            if study_uid:
-                rows = self._conn.execute(
-                    f"{select} JOIN studies s ON s.procedure_id = p.procedure_id"
-                    " WHERE s.study_instance_uid = ? AND closed = 0",
-                    (study_uid,),
-                ).fetchall()
-                if len(rows) == 1:
-                    return KnownProcedure(*rows[0]), "study_instance_uid"
-            if not patient_id:
-                return None
-            rows = self._conn.execute(
-                "SELECT procedure_id, phase, patient_id, room, scheduled_start FROM procedures"
-                " WHERE patient_id = ? AND closed = 0",
-                (patient_id,),
+        conn = self._reader()
+        if accession:
+            rows = conn.execute(
+                f"{select} WHERE accession_number = ? AND closed = 0", (accession,)
             ).fetchall()
+            if len(rows) == 1:
+                return KnownProcedure(*rows[0]), "accession_number"
+        if study_uid:
+            rows = conn.execute(
+                f"{select} JOIN studies s ON s.procedure_id = p.procedure_id"
+                " WHERE s.study_instance_uid = ? AND closed = 0",
+                (study_uid,),
+            ).fetchall()
+            if len(rows) == 1:
+                return KnownProcedure(*rows[0]), "study_instance_uid"
+        if not patient_id:
+            return None
+        rows = conn.execute(
+            "SELECT procedure_id, phase, patient_id, room, scheduled_start FROM procedures"
+            " WHERE patient_id = ? AND closed = 0",
+            (patient_id,),
+        ).fetchall()
         fits = [r for r in rows if _fits(r[3], r[4], room, acquired_at, window_h)]
         if len(fits) == 1:
             return KnownProcedure(*fits[0][:3]), "patient_room_time"
