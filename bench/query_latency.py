@@ -463,18 +463,7 @@ class Synth:
             e = Ledger._row(seq, leaf, leaf_hash(leaf), record, links, _iso(t))
             if (seq + 1) % 1000 == 0 or seq + 1 == self.n:
                 self.checkpoints.append((seq + 1, rng.randbytes(32), "synthetic", _iso(t)))
-            yield (
-                e.seq,
-                e.event_id,
-                e.leaf,
-                e.leaf_hash,
-                e.type,
-                e.procedure_id,
-                e.patient_id,
-                e.actor_id,
-                e.recorded_at,
-                e.disposition,
-            )
+            yield e.columns()
 
 
 def _progress(done: int, n: int, start: float) -> None:

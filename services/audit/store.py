@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -55,6 +55,10 @@ class NewEntry:
     actor_id: str | None
     recorded_at: str | None
     disposition: str
+
+    def columns(self) -> tuple[object, ...]:
+        """The values in the order of the `entries` table's columns (fields are in it)."""
+        return astuple(self)
 
 
 @dataclass(frozen=True)

@@ -362,20 +362,7 @@ class PostgresStore:
                     with cur.copy(_COPY_ENTRIES) as copy:
                         copy.set_types(list(_ENTRY_TYPES))
                         for e in entries:
-                            copy.write_row(
-                                (
-                                    e.seq,
-                                    e.event_id,
-                                    e.leaf,
-                                    e.leaf_hash,
-                                    e.type,
-                                    e.procedure_id,
-                                    e.patient_id,
-                                    e.actor_id,
-                                    e.recorded_at,
-                                    e.disposition,
-                                )
-                            )
+                            copy.write_row(e.columns())
                 if nodes:
                     with cur.copy(_COPY_NODES) as copy:
                         copy.set_types(["int8", "int8", "bytea"])

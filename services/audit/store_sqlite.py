@@ -113,21 +113,7 @@ class SqliteStore:
             try:
                 cur.executemany(
                     "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            e.seq,
-                            e.event_id,
-                            e.leaf,
-                            e.leaf_hash,
-                            e.type,
-                            e.procedure_id,
-                            e.patient_id,
-                            e.actor_id,
-                            e.recorded_at,
-                            e.disposition,
-                        )
-                        for e in entries
-                    ],
+                    [e.columns() for e in entries],
                 )
                 cur.executemany("INSERT INTO tree_nodes VALUES (?, ?, ?)", nodes)
                 cur.executemany(
