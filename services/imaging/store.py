@@ -159,7 +159,6 @@ class ImagingStore:
             return StoredObject(Path(known[sha]), sha, size, True, None)
         folder = self.objects / hashlib.sha256(name.encode()).hexdigest()[:2]
         folder.mkdir(exist_ok=True)
-        final = folder / (f"{name}.dcm" if not known else f"{name}.{sha[:16]}.dcm")
         if received.parent != self.incoming:  # another filesystem: copy next to it first
             staged = self.incoming / f"{sha}.part"
             with received.open("rb") as src, staged.open("wb") as dst:
@@ -167,10 +166,23 @@ class ImagingStore:
                     dst.write(chunk)
                 dst.flush()
                 os.fsync(dst.fileno())
+            received.unlink(missing_ok=True)
             received = staged
-        os.replace(received, final)
-        _fsync_dir(folder)
-        return StoredObject(final, sha, size, False, next(iter(known), None))
+        other = next(iter(known), None)
+        for final in (folder / f"{name}.dcm", folder / f"{name}.{sha[:16]}.dcm"):
+            try:
+                os.link(received, final)  # unlike a rename, never replaces what lies there
+            except FileExistsError:
+                there = _sha256_file(final)[0]
+                if there == sha:  # the same bytes: a concurrent sender, or an earlier crash
+                    received.unlink(missing_ok=True)
+                    return StoredObject(final, sha, size, True, other)
+                other = other or there
+                continue
+            received.unlink()
+            _fsync_dir(folder)
+            return StoredObject(final, sha, size, False, other)
+        raise OSError(f"{name}: both file names hold other bytes")
 
     def forget(self, stored: StoredObject) -> None:
         """Undo `keep` when what follows it failed: nothing half-written stays."""

@@ -1,0 +1,49 @@
+"""Keeping a received object: under its SOP Instance UID, never over other bytes."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.imaging.store import ImagingStore
+
+UID = "1.2.826.0.1.3680043.8.498.1"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ImagingStore]:
+    s = ImagingStore(tmp_path / "imaging")
+    yield s
+    s.close()
+
+
+def arrive(store: ImagingStore, data: bytes, name: str) -> Path:
+    path = store.incoming / name
+    path.write_bytes(data)
+    return path
+
+
+def test_other_bytes_under_a_uid_not_yet_indexed_are_kept_beside_never_over(
+    store: ImagingStore,
+) -> None:
+    # Two associations deliver different bytes for one UID before either has committed.
+    first = store.keep(arrive(store, b"first version", "a"), UID)
+    second = store.keep(arrive(store, b"second version", "b"), UID)
+    assert first.path != second.path
+    assert first.path.read_bytes() == b"first version"
+    assert second.path.read_bytes() == b"second version"
+    assert second.conflicts_with == hashlib.sha256(b"first version").hexdigest()
+    assert list(store.incoming.iterdir()) == []
+
+
+def test_the_same_bytes_left_by_an_earlier_attempt_are_reused_not_duplicated(
+    store: ImagingStore,
+) -> None:
+    orphan = store.keep(arrive(store, b"same", "a"), UID)  # kept, then the commit failed
+    again = store.keep(arrive(store, b"same", "b"), UID)
+    assert again.path == orphan.path
+    assert again.already_had  # so a failure of this attempt does not delete it either
+    assert len([p for p in store.objects.rglob("*") if p.is_file()]) == 1
