@@ -42,12 +42,19 @@ class Relay:
 
     def _run(self) -> None:
         delay = 0.5
+        waiting = False
         while not self._stop.is_set():
             if self.flush():
-                delay = 0.5
+                if waiting:
+                    log.info("outbox drained: the broker has every event again")
+                delay, waiting = 0.5, False
                 self._wake.wait()  # until the listener stores something (or stop)
             else:
-                self._wake.wait(delay)  # the broker is away: try again, backing off
+                if not waiting:
+                    log.warning("outbox holding events until the broker is back",
+                                pending=len(self.store.unsent()))  # fmt: skip
+                waiting = True
+                self._wake.wait(delay)  # try again, backing off
                 delay = min(delay * 2, 5.0)
             self._wake.clear()
 

@@ -37,6 +37,7 @@ def test_captures_stored_while_the_broker_is_down_are_published_once_it_returns(
         for path in during:
             assert listener.storescu(path).returncode == 0  # Success, into the outbox
         assert len(listener.logged("C-STORE stored")) == 20
+        wait_until(lambda: listener.logged("outbox holding events until the broker is back"))
         broker.start()
         for path in after:
             assert listener.storescu(path).returncode == 0
@@ -53,3 +54,4 @@ def test_captures_stored_while_the_broker_is_down_are_published_once_it_returns(
         wait_until(all_published, timeout=120, every=0.5)
         assert set(seen) == sent
         assert max(seen.values()) == 1  # none twice
+        wait_until(lambda: listener.logged("outbox drained: the broker has every event again"))
