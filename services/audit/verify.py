@@ -1,8 +1,9 @@
 """`proctrail verify`: recompute the whole ledger offline and name the first bad entry.
 
 A fast pass re-hashes every leaf, rebuilds the tree, checks every stored interior node and
-compares the root with every stored signed checkpoint (and an outside one, if given). Where a
-root disagrees, a detailed pass over that stretch reads each leaf's own `seq` and `prev_root`
+compares the root with stored checkpoints (the latest, whose signature is checked, and one per
+MILESTONE entries; all of them with `all_signatures`) and with an outside one, if given. Where
+a root disagrees, a detailed pass over that stretch reads each leaf's own `seq` and `prev_root`
 (the hash chain) to say which entry is the first that is not what was appended.
 """
 

@@ -20,9 +20,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
+import pika
 import pytest
+
+from shared.bus.topology import Q_AUDIT
 
 BROKER_URL = os.environ.get("PROCTRAIL_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 REPO = Path(__file__).resolve().parents[2]
@@ -86,6 +91,26 @@ def amqp_url() -> Iterator[str]:
     base = urllib.parse.urlparse(BROKER_URL)
     yield base._replace(path="/" + urllib.parse.quote(vhost, safe="")).geturl()
     _rabbitmqctl("delete_vhost", vhost)
+
+
+def take_messages(amqp_url: str, queue: str) -> list[bytes]:
+    """Take (and ack) every message waiting on `queue` right now."""
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = conn.channel()
+        out = []
+        while True:
+            method, _props, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return out
+            out.append(body)
+    finally:
+        conn.close()
+
+
+def ledger_bound(amqp_url: str) -> list[dict[str, Any]]:
+    """The events of every record waiting on q.audit (for tests where no audit service runs)."""
+    return [orjson.loads(body)["event"] for body in take_messages(amqp_url, Q_AUDIT)]
 
 
 def close_connections(amqp_url: str) -> None:

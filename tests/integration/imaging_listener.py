@@ -13,13 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-import pika
 from pydicom.filereader import _read_file_meta_info, read_preamble
 
 from shared.bus import PikaBus, default_topology
-from shared.bus.topology import Q_AUDIT
-from tests.integration.conftest import REPO, dcmtk, free_port, service_env, wait_until
+from tests.integration.conftest import (
+    REPO,
+    dcmtk,
+    free_port,
+    ledger_bound,
+    service_env,
+    wait_until,
+)
 
 ALLOWED = "STORESCU,ECHOSCU,MODALITY1,PYNETDICOM"
 _PROPOSE = {  # transfer syntax -> storescu option that proposes it
@@ -110,21 +114,6 @@ class RunningListener:
             if record.get("event") == event:
                 out.append(record)
         return out
-
-
-def ledger_bound(amqp_url: str) -> list[dict[str, Any]]:
-    """Take every record waiting on q.audit (no audit service runs in these tests)."""
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        ch = conn.channel()
-        out = []
-        while True:
-            method, _props, body = ch.basic_get(Q_AUDIT, auto_ack=True)
-            if method is None:
-                return out
-            out.append(orjson.loads(body)["event"])
-    finally:
-        conn.close()
 
 
 class Audit:

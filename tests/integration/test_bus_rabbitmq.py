@@ -7,12 +7,11 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
-import pika
 import pytest
 
 from shared.bus import Delivery, PikaBus, PublishRejected, Settle
 from shared.bus.topology import DEAD, Exchange, Queue, Topology
-from tests.integration.conftest import close_connections, wait_until
+from tests.integration.conftest import close_connections, take_messages, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -37,20 +36,6 @@ def make_bus(amqp_url: str) -> Iterator[type[PikaBus]]:
         bus.close(timeout=10)
 
 
-def dead_letters(amqp_url: str, queue: str) -> list[bytes]:
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        ch = conn.channel()
-        out = []
-        while True:
-            method, _props, body = ch.basic_get(queue, auto_ack=True)
-            if method is None:
-                return out
-            out.append(body)
-    finally:
-        conn.close()
-
-
 def test_a_message_whose_handler_always_fails_ends_in_the_dead_letter_queue(
     make_bus: type[PikaBus], amqp_url: str
 ) -> None:
@@ -66,7 +51,7 @@ def test_a_message_whose_handler_always_fails_ends_in_the_dead_letter_queue(
     assert bus.wait_ready(20)
     bus.publish("t.events", "work.x", b'{"poison": true}', message_id="m-1").result(10)
 
-    letters = wait_until(lambda: dead_letters(amqp_url, "q.t.dead"))
+    letters = wait_until(lambda: take_messages(amqp_url, "q.t.dead"))
     assert letters == [b'{"poison": true}']
     assert seen == list(range(LIMIT + 1))  # first delivery + LIMIT redeliveries, then dead
 

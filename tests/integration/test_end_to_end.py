@@ -34,25 +34,29 @@ def schedule(system: System, patient_id: str = "PAT-001", phase: str = "harvest"
     return str(r.json()["procedure_id"])
 
 
-def drug_event(procedure_id: str, dose: Any = 2, **over: Any) -> dict[str, Any]:
-    event = {
+def tablet_event(procedure_id: str, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """An event as nurse Ana's tablet posts it."""
+    return {
         "event_id": str(uuid.uuid4()),
-        "type": "sedation.drug_administered",
+        "type": event_type,
         "schema": 1,
         "procedure_id": procedure_id,
         "occurred_at": datetime.now(UTC).isoformat(),
         "actor": {"id": "nurse.ana", "role": "nurse"},
         "source": {"kind": "tablet", "id": "tablet-7"},
-        "payload": {
-            "drug": "midazolam",
-            "dose": dose,
-            "unit": "mg",
-            "route": "IV",
-            "given_by": "dr.cole",
-        },
+        "payload": payload,
     }
-    event.update(over)
-    return event
+
+
+def drug_event(procedure_id: str, dose: Any = 2, **over: Any) -> dict[str, Any]:
+    payload = {
+        "drug": "midazolam",
+        "dose": dose,
+        "unit": "mg",
+        "route": "IV",
+        "given_by": "dr.cole",
+    }
+    return {**tablet_event(procedure_id, "sedation.drug_administered", payload), **over}
 
 
 def ledger_entries(system: System, **params: str) -> list[dict[str, Any]]:
@@ -273,20 +277,15 @@ def test_a_nurse_reconciles_an_unmatched_capture_to_its_procedure(system: System
     sop_uid = str(pydicom.dcmread(CT_SMALL).SOPInstanceUID)
     wait_until(lambda: ledger_entries(system, type="imaging.capture_unmatched"))
     procedure_id = schedule(system, patient_id="PAT-RECON")
-    reconcile = {
-        "event_id": str(uuid.uuid4()),
-        "type": "imaging.capture_reconciled",
-        "schema": 1,
-        "procedure_id": procedure_id,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "actor": {"id": "nurse.ana", "role": "nurse"},
-        "source": {"kind": "tablet", "id": "tablet-7"},
-        "payload": {
+    reconcile = tablet_event(
+        procedure_id,
+        "imaging.capture_reconciled",
+        {
             "sop_instance_uid": sop_uid,
             "procedure_id": procedure_id,
             "reason": "unscheduled AP view, same patient, wristband checked",
         },
-    }
+    )
     with system.bedside_client(system.nurse) as client:
         r = client.post("/v1/events", json=reconcile)
     assert r.status_code == 202, r.text

@@ -7,8 +7,6 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
-import pika
 import pytest
 
 from proctrail.cli import main
@@ -16,9 +14,9 @@ from services.audit.checkpoint import KEY_FILE, Signer
 from services.audit.ledger import Ledger
 from services.audit.store import open_store
 from shared.bus import PikaBus, default_topology
-from shared.bus.topology import Q_AUDIT
 from shared.events import parse_event
 from shared.events.record import accepted
+from tests.integration.conftest import ledger_bound
 
 pytestmark = pytest.mark.integration
 
@@ -59,19 +57,6 @@ def declare(amqp_url: str) -> None:
     bus.close()
 
 
-def take_audit_messages(amqp_url: str) -> list[dict[str, object]]:
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    ch = conn.channel()
-    out = []
-    while True:
-        method, _props, body = ch.basic_get(Q_AUDIT, auto_ack=True)
-        if method is None:
-            break
-        out.append(orjson.loads(body)["event"])
-    conn.close()
-    return out
-
-
 def test_a_csv_export_to_a_file_is_recorded_by_the_ledger(
     amqp_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -96,7 +81,7 @@ def test_a_csv_export_to_a_file_is_recorded_by_the_ledger(
     lines = out.read_text().splitlines()
     rows = list(csv.DictReader(line for line in lines if not line.startswith("#")))
     assert len(rows) == 25
-    (exported,) = take_audit_messages(amqp_url)
+    (exported,) = ledger_bound(amqp_url)
     assert exported["type"] == "audit.exported"
     assert exported["actor"] == {"id": "officer.ben", "role": "admin"}
     assert exported["payload"] == {"filters": {"format": "csv"}, "rows": 25, "format": "csv"}

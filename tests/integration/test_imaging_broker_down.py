@@ -11,8 +11,8 @@ import pydicom
 import pytest
 
 from tests import dicom_factory
-from tests.integration.conftest import wait_until
-from tests.integration.imaging_listener import ledger_bound, running_listener
+from tests.integration.conftest import ledger_bound, wait_until
+from tests.integration.imaging_listener import running_listener
 from tests.integration.own_broker import OwnBroker, own_broker
 
 pytestmark = pytest.mark.integration
