@@ -40,6 +40,7 @@ def main() -> None:
     )
     wait_for_stop()
     server.shutdown()
+    listener.close()
     relay.stop()
     bus.close()
     store.close()

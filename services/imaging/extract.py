@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from pydicom.charset import convert_encodings
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
+
+from services.imaging.validate import keywords_to_tags
+
+Header = Mapping[str, Any]  # keyword -> value, as header_values() gives it
+_CHARSET = 0x00080005
 
 # DICOM keyword -> payload key, copied when present (device and acquisition context).
 _DESCRIPTIVE = {
@@ -21,13 +29,13 @@ _DESCRIPTIVE = {
 }
 
 
-def _text(ds: Dataset, keyword: str) -> str | None:
+def _text(ds: Header, keyword: str) -> str | None:
     value = ds.get(keyword)
     text = str(value).strip() if value is not None else ""
     return text or None
 
 
-def _offset(ds: Dataset) -> timezone | None:
+def _offset(ds: Header) -> timezone | None:
     raw = _text(ds, "TimezoneOffsetFromUTC")
     if raw is None or len(raw) != 5 or raw[0] not in "+-" or not raw[1:].isdigit():
         return None
@@ -35,7 +43,7 @@ def _offset(ds: Dataset) -> timezone | None:
     return timezone(timedelta(minutes=minutes if raw[0] == "+" else -minutes))
 
 
-def acquired_at(ds: Dataset) -> tuple[datetime | None, bool]:
+def acquired_at(ds: Header) -> tuple[datetime | None, bool]:
     """Acquisition time with its UTC offset, and whether the offset had to be assumed.
 
     Devices often omit TimezoneOffsetFromUTC; then the listener's local zone is assumed and
@@ -110,7 +118,7 @@ def _number(value: Any) -> float | None:
     return number if number == number and abs(number) != float("inf") else None
 
 
-def modality_fields(ds: Dataset) -> dict[str, Any]:
+def modality_fields(ds: Header) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for keyword, (key, numeric) in _MODALITY.items():
         value = ds.get(keyword)
@@ -127,11 +135,26 @@ def modality_fields(ds: Dataset) -> dict[str, Any]:
     return out
 
 
-def capture_fields(ds: Dataset) -> dict[str, Any]:
+def header_values(ds: Dataset) -> dict[str, Any]:
+    """The values capture_fields reads, each converted once (what pydicom's `get` would give)."""
+    encodings = None
+    if _CHARSET in ds:
+        value = ds[_CHARSET].value  # one name, or several (a MultiValue)
+        encodings = convert_encodings([value] if isinstance(value, str) else list(value or []))
+    out: dict[str, Any] = {}
+    for tag, element in ds._dict.items():
+        if tag in CAPTURE_TAGS:
+            if isinstance(element, RawDataElement):
+                element = convert_raw_data_element(element, encoding=encodings)
+            out[element.keyword] = element.value
+    return out
+
+
+def capture_fields(ds: Header) -> dict[str, Any]:
     """The identifiers of `imaging.capture_received` (without file hash, size and caller)."""
     fields: dict[str, Any] = {
-        "sop_class_uid": str(ds.SOPClassUID),
-        "sop_instance_uid": str(ds.SOPInstanceUID),
+        "sop_class_uid": str(ds["SOPClassUID"]).strip(),
+        "sop_instance_uid": str(ds["SOPInstanceUID"]).strip(),
         "modality": _text(ds, "Modality") or "OT",
     }
     for keyword, key in (("StudyInstanceUID", "study_instance_uid"),
@@ -148,7 +171,22 @@ def capture_fields(ds: Dataset) -> dict[str, Any]:
             fields["acquired_at_offset_assumed"] = True
     for keyword, key in _DESCRIPTIVE.items():
         value = ds.get(keyword)
-        if value is not None and str(value).strip():
-            fields[key] = int(value) if keyword == "NumberOfFrames" else str(value).strip()
+        if value is None or not str(value).strip():
+            continue
+        if keyword == "NumberOfFrames":  # IS; devices have been seen writing "1A"
+            frames = _number(value)
+            if frames is not None and frames == int(frames) and frames >= 0:
+                fields[key] = int(frames)
+        else:
+            fields[key] = str(value).strip()
     fields.update(modality_fields(ds))
     return fields
+
+
+# Every tag this module reads: the listener's fast reader (validate.py) keeps only these.
+CAPTURE_TAGS = keywords_to_tags(
+    "SpecificCharacterSet", "SOPClassUID", "SOPInstanceUID", "Modality", "StudyInstanceUID",
+    "SeriesInstanceUID", "AccessionNumber", "PatientID", "TimezoneOffsetFromUTC",
+    "AcquisitionDateTime", "AcquisitionDate", "AcquisitionTime", "ContentDate", "ContentTime",
+    "StudyDate", "StudyTime", *_DESCRIPTIVE, *_MODALITY,
+)  # fmt: skip

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from pydicom import config as pydicom_config
 from pynetdicom import (
     AE,
     ALL_TRANSFER_SYNTAXES,
@@ -27,11 +28,13 @@ from pynetdicom import (
 )
 from pynetdicom.events import EventHandlerType
 
+from services.imaging import reactor
 from services.imaging.announce import Announcer
 from services.imaging.config import ImagingSettings
 from services.imaging.dose import dose_report
-from services.imaging.extract import capture_fields
+from services.imaging.extract import CAPTURE_TAGS, capture_fields, header_values
 from services.imaging.relay import Relay
+from services.imaging.spool import Spool
 from services.imaging.store import ImagingStore, StoredObject
 from services.imaging.validate import Malformed, read_whole
 from shared.config import Settings
@@ -64,10 +67,21 @@ class Listener:
         self.store = store
         self.relay = relay
         self.announcer = Announcer(store, imaging)
+        self.spool = Spool(store.incoming)
         self._tallies: dict[int, _Tally] = {}  # per association (each has its own thread)
 
     def build_ae(self) -> AE:
         _config.STORE_RECV_CHUNKED_DATASET = True
+        self.spool.start()
+        self.spool.install()
+        reactor.install()
+        # The listener checks objects itself (validate.py); pydicom's per-value checks of
+        # every command set and header it touches cost ~10 % of a small C-STORE.
+        pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
+        pydicom_config.settings.writing_validation_mode = pydicom_config.IGNORE
+        # pynetdicom's "standard" handlers format a debug dump of every PDU and DIMSE message,
+        # logged or not; the listener logs each object and association itself.
+        _config.LOG_HANDLER_LEVEL = "none"
         tempfile.tempdir = str(self.store.incoming)  # pynetdicom streams objects here
         ae = AE(ae_title=self.settings.dicom_ae_title)
         ae.maximum_pdu_size = 0
@@ -84,6 +98,9 @@ class Listener:
             assert context.abstract_syntax is not None
             ae.add_supported_context(context.abstract_syntax)
         return ae
+
+    def close(self) -> None:
+        self.spool.stop()
 
     def handlers(self) -> list[EventHandlerType]:
         return [
@@ -116,9 +133,9 @@ class Listener:
 
     def _store(self, event: Any, calling_ae: str, received: Path) -> int:
         try:
-            ds = read_whole(received)
-            fields = capture_fields(ds)
-            dose = dose_report(ds)
+            got = read_whole(received, CAPTURE_TAGS)
+            fields = capture_fields(header_values(got.dataset))
+            dose = dose_report(got.dataset)
         except (Malformed, AttributeError, ValueError, KeyError, TypeError) as exc:
             log.error("C-STORE refused: not a whole object", calling_ae=calling_ae, error=str(exc))
             return CANNOT_UNDERSTAND
@@ -129,7 +146,7 @@ class Listener:
             return DATASET_MISMATCH
         stored: StoredObject | None = None
         try:
-            stored = self.store.keep(received, sop)
+            stored = self.store.keep(received, sop, got.sha256, got.size_bytes)
             said = self.announcer.announce(fields, calling_ae, stored, dose)
             self.store.commit(
                 stored,

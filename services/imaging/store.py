@@ -105,6 +105,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _sha256_file(path: Path) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
@@ -134,6 +142,11 @@ class ImagingStore:
         self._conn.executescript(_SCHEMA)
         self._lock = threading.Lock()  # the one writer connection: associations, relay, index
         self._readers = threading.local()  # WAL: each association thread reads on its own
+        # The relay's "sent" marks need no fsync of their own: losing one to a power cut only
+        # means that message is published again, and the ledger keeps one entry per event_id.
+        # (Same lock as the writer, so neither ever waits on SQLite's busy handler.)
+        self._marks = sqlite.connect(self._path)
+        self._marks.execute("PRAGMA synchronous=NORMAL")
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
@@ -143,10 +156,11 @@ class ImagingStore:
 
     # --- objects -----------------------------------------------------------------------------
 
-    def keep(self, received: Path, sop_instance_uid: str) -> StoredObject:
-        """Make a received file durable under its SOP Instance UID (a second, different
-        version of the same UID is kept beside the first, never over it)."""
-        sha, size = _sha256_file(received)
+    def keep(self, received: Path, sop_instance_uid: str, sha: str, size: int) -> StoredObject:
+        """Make a received file (whose hash and size the caller took) durable under its SOP
+        Instance UID; a second, different version of the same UID is kept beside the first,
+        never over it."""
+        _fsync_file(received)
         name = _safe_name(sop_instance_uid)
         rows = (
             self._reader()
@@ -275,12 +289,12 @@ class ImagingStore:
             return
         now = datetime.now(UTC).isoformat()
         with self._lock:
-            self._conn.execute("BEGIN")
-            self._conn.executemany(
+            self._marks.execute("BEGIN")
+            self._marks.executemany(
                 "UPDATE outbox SET sent_at = ? WHERE message_id = ? AND sent_at IS NULL",
                 [(now, m) for m in message_ids],
             )
-            self._conn.execute("COMMIT")
+            self._marks.execute("COMMIT")
 
     # --- procedures, for matching ------------------------------------------------------------
 
@@ -358,6 +372,7 @@ class ImagingStore:
         return None
 
     def close(self) -> None:
+        self._marks.close()
         self._conn.close()
 
 

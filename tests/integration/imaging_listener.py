@@ -15,6 +15,7 @@ from typing import Any
 
 from pydicom.filereader import _read_file_meta_info, read_preamble
 
+from services.imaging.spool import PREFIX as SPOOL_PREFIX
 from shared.bus import PikaBus, default_topology
 from tests.integration.conftest import (
     REPO,
@@ -102,7 +103,12 @@ class RunningListener:
         return sorted(p for p in (self.root / "objects").rglob("*") if p.is_file())
 
     def leftovers(self) -> list[Path]:
-        return sorted(p for p in (self.root / "incoming").rglob("*") if p.is_file())
+        """Files in incoming/ other than the empty ones prepared for the next objects."""
+        return sorted(
+            p
+            for p in (self.root / "incoming").rglob("*")
+            if p.is_file() and not (p.name.startswith(SPOOL_PREFIX) and p.stat().st_size == 0)
+        )
 
     def logged(self, event: str) -> list[dict[str, Any]]:
         out = []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.imaging.store import ImagingStore
+from services.imaging.store import ImagingStore, StoredObject
 
 UID = "1.2.826.0.1.3680043.8.498.1"
 
@@ -20,18 +20,18 @@ def store(tmp_path: Path) -> Iterator[ImagingStore]:
     s.close()
 
 
-def arrive(store: ImagingStore, data: bytes, name: str) -> Path:
+def keep(store: ImagingStore, data: bytes, name: str) -> StoredObject:
     path = store.incoming / name
     path.write_bytes(data)
-    return path
+    return store.keep(path, UID, hashlib.sha256(data).hexdigest(), len(data))
 
 
 def test_other_bytes_under_a_uid_not_yet_indexed_are_kept_beside_never_over(
     store: ImagingStore,
 ) -> None:
     # Two associations deliver different bytes for one UID before either has committed.
-    first = store.keep(arrive(store, b"first version", "a"), UID)
-    second = store.keep(arrive(store, b"second version", "b"), UID)
+    first = keep(store, b"first version", "a")
+    second = keep(store, b"second version", "b")
     assert first.path != second.path
     assert first.path.read_bytes() == b"first version"
     assert second.path.read_bytes() == b"second version"
@@ -42,8 +42,8 @@ def test_other_bytes_under_a_uid_not_yet_indexed_are_kept_beside_never_over(
 def test_the_same_bytes_left_by_an_earlier_attempt_are_reused_not_duplicated(
     store: ImagingStore,
 ) -> None:
-    orphan = store.keep(arrive(store, b"same", "a"), UID)  # kept, then the commit failed
-    again = store.keep(arrive(store, b"same", "b"), UID)
+    orphan = keep(store, b"same", "a")  # kept, then the commit failed
+    again = keep(store, b"same", "b")
     assert again.path == orphan.path
     assert again.already_had  # so a failure of this attempt does not delete it either
     assert len([p for p in store.objects.rglob("*") if p.is_file()]) == 1

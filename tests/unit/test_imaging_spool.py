@@ -1,0 +1,51 @@
+"""Files prepared ahead for incoming objects: handed out, never left behind."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from services.imaging.spool import PREFIX, Spool
+
+
+def test_prepared_files_are_handed_out_and_unused_ones_removed_at_stop(tmp_path: Path) -> None:
+    stale = tmp_path / f"{PREFIX}old-run-3.dcm"
+    stale.write_bytes(b"")  # an earlier run was killed
+    spool = Spool(tmp_path, ready=4)
+    spool.start()
+    assert not stale.exists()
+    files = []
+    for _ in range(10):
+        f = spool.take(delete=False, mode="wb", suffix=".dcm")
+        f.write(b"DICM")
+        f.file.flush()
+        f.close()
+        files.append(Path(f.name))
+    assert all(p.parent == tmp_path and p.read_bytes() == b"DICM" for p in files)
+    assert len(set(files)) == 10  # never the same file twice
+    assert spool.taken + spool.fallbacks == 10
+    spool.stop()
+    left = sorted(p for p in tmp_path.iterdir() if p not in files)
+    assert left == []  # the prepared-but-unused ones went with the spool
+
+
+def test_concurrent_takers_never_share_a_file(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, ready=2)
+    spool.start()
+    names: list[str] = []
+    lock = threading.Lock()
+
+    def take_many() -> None:
+        for _ in range(50):
+            f = spool.take()
+            f.close()
+            with lock:
+                names.append(f.name)
+
+    threads = [threading.Thread(target=take_many) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    spool.stop()
+    assert len(names) == len(set(names)) == 200

@@ -1,0 +1,117 @@
+"""The listener's two readers: the header walker must see what pydicom sees, and refuse what
+it refuses."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from services.imaging import validate
+from services.imaging.extract import CAPTURE_TAGS, capture_fields, header_values
+from tests import dicom_factory
+
+TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+
+
+def part10_files() -> list[Path]:
+    """pydicom's test files that are whole Part 10 objects with a SOP Instance UID."""
+    out = []
+    for path in sorted(p for p in TEST_FILES.rglob("*") if p.is_file()):
+        try:
+            ds = pydicom.dcmread(path, defer_size=4096)
+            ok = "TransferSyntaxUID" in ds.file_meta and "SOPInstanceUID" in ds
+        except Exception:
+            continue
+        if ok and "truncated" not in path.name:
+            out.append(path)
+    return out
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom warns about odd test files
+def test_the_walker_reads_the_same_capture_fields_as_pydicom_from_every_real_file() -> None:
+    files = part10_files()
+    assert len(files) > 100
+    fast = 0
+    for path in files:
+        try:
+            slow = validate._with_pydicom(path, path.stat().st_size)
+        except validate.Malformed:
+            continue  # pydicom's own test set holds a few broken objects on purpose
+        got = validate.read_whole(path, CAPTURE_TAGS)
+        fast += got.fast
+        assert got.sha256 == hashlib.sha256(path.read_bytes()).hexdigest(), path.name
+        assert got.size_bytes == path.stat().st_size
+        assert capture_fields(header_values(got.dataset)) == capture_fields(header_values(slow)), (
+            path.name
+        )
+    assert fast > 100  # the common syntaxes really take the fast path
+
+
+def test_generated_cines_and_dose_reports_read_the_same_either_way(tmp_path: Path) -> None:
+    xa = tmp_path / "xa.dcm"
+    dicom_factory.xa_cine(xa, frames=4, rows=64, cols=64)
+    sr = tmp_path / "sr.dcm"
+    dicom_factory.xray_dose_sr(sr)
+    got_xa = validate.read_whole(xa, CAPTURE_TAGS)
+    assert got_xa.fast
+    slow = validate._with_pydicom(xa, xa.stat().st_size)
+    assert capture_fields(header_values(got_xa.dataset)) == capture_fields(header_values(slow))
+    got_sr = validate.read_whole(sr, CAPTURE_TAGS)
+    assert not got_sr.fast  # the dose parser needs the whole content tree
+    assert "ContentSequence" in got_sr.dataset
+
+
+def damaged(tmp_path: Path, damage: str) -> Path:
+    good = TEST_FILES / "CT_small.dcm"
+    raw = good.read_bytes()
+    ds = pydicom.dcmread(good)
+    head = raw.index(b"\x08\x00\x05\x00")  # the first dataset element, after the file meta
+    body = raw[head:]
+    if damage == "truncated":
+        data = raw[:-5000]
+    elif damage == "wrong_length":
+        at = body.find(b"\x10\x00\x10\x00PN")
+        data = raw[: head + at + 6] + b"\xff\x7f" + raw[head + at + 8 :]
+    elif damage == "garbage_after_preamble":
+        data = raw[:head] + os.urandom(len(body))
+    elif damage == "stray_bytes":
+        data = raw + b"\x00\x01\x02"
+    elif damage == "empty":
+        data = raw[:head]
+    else:
+        del ds.SOPInstanceUID
+        ds.save_as(tmp_path / "tmp.dcm", enforce_file_format=True)
+        data = (tmp_path / "tmp.dcm").read_bytes()
+    path = tmp_path / f"{damage}.dcm"
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["truncated", "wrong_length", "garbage_after_preamble", "stray_bytes", "empty",
+     "no_sop_instance_uid"],
+)  # fmt: skip
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_damaged_object_is_refused_by_the_walker_and_by_pydicom(
+    tmp_path: Path, damage: str
+) -> None:
+    path = damaged(tmp_path, damage)
+    with pytest.raises(validate.Malformed):
+        validate._fast(path, CAPTURE_TAGS)
+    with pytest.raises(validate.Malformed):
+        validate.read_whole(path, CAPTURE_TAGS)
+
+
+def test_a_large_object_is_walked_without_being_read_into_memory(tmp_path: Path) -> None:
+    path = tmp_path / "big.dcm"
+    dicom_factory.xa_cine(path, frames=70, rows=256, cols=256)  # ~9 MB: the mapped path
+    assert path.stat().st_size > 8 << 20
+    got = validate.read_whole(path, CAPTURE_TAGS)
+    assert got.fast
+    assert got.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert "PixelData" not in got.dataset  # only the wanted header tags were kept
