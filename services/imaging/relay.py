@@ -20,8 +20,11 @@ log = structlog.get_logger("imaging")
 
 
 class Relay:
-    def __init__(self, bus: Bus, store: ImagingStore, timeout_s: float) -> None:
+    def __init__(
+        self, bus: Bus, store: ImagingStore, timeout_s: float, linger_s: float = 0.02
+    ) -> None:
         self.bus = bus
+        self.linger_s = linger_s
         self.store = store
         self.timeout_s = timeout_s
         self._wake = threading.Event()
@@ -49,6 +52,9 @@ class Relay:
                     log.info("outbox drained: the broker has every event again")
                 delay, waiting = 0.5, False
                 self._wake.wait()  # until the listener stores something (or stop)
+                self._stop.wait(
+                    self.linger_s
+                )  # let a burst gather: one flush, one batch of confirms
             else:
                 if not waiting:
                     log.warning("outbox holding events until the broker is back",
