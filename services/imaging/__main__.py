@@ -1,6 +1,23 @@
-"""`python -m services.imaging`: the DICOM listener (C-ECHO, C-STORE) and its outbox relay."""
+"""`python -m services.imaging`: the DICOM listener (C-ECHO, C-STORE) and its outbox relay.
+
+pynetdicom runs every association's Python on one core (the GIL), so the listener scales past
+one core with processes: `PROCTRAIL_DICOM_WORKERS` (default: one per CPU, at most 4). With
+more than one, this process binds the port and starts that many workers
+(`--worker N --listen-fd FD`) that all accept on the same socket and share one store (SQLite in
+WAL mode, objects on disk). It restarts a worker that dies and stops them all on SIGINT or
+SIGTERM. A worker whose parent is gone stops by itself.
+"""
 
 from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from types import FrameType
 
 import structlog
 
@@ -10,40 +27,117 @@ from services.imaging.listener import Listener
 from services.imaging.relay import Relay
 from services.imaging.store import ImagingStore
 from shared.bus.topology import Q_IMAGING
+from shared.config import Settings
 from shared.runtime import boot, make_bus, wait_for_stop
 
 log = structlog.get_logger("imaging")
+
+STOP_GRACE_S = 20.0
+MAX_BACKOFF_S = 30.0
 
 
 def main() -> None:
     settings = boot("imaging")
     imaging = ImagingSettings.from_env()
-    store = ImagingStore(settings.service_dir("imaging"))
+    args = sys.argv[1:]
+    if args[:1] == ["--worker"] and args[2:3] == ["--listen-fd"] and len(args) == 4:
+        run_worker(settings, imaging, int(args[1]), int(args[3]))
+    elif args:
+        raise SystemExit("usage: python -m services.imaging [--worker N --listen-fd FD]")
+    elif imaging.workers == 1:
+        run_worker(settings, imaging, 0, None)
+    else:
+        run_parent(settings, imaging)
+
+
+def run_worker(
+    settings: Settings, imaging: ImagingSettings, worker: int, listen_fd: int | None
+) -> None:
+    store = ImagingStore(settings.service_dir("imaging"), worker, imaging.workers)
     bus = make_bus(settings, "imaging")
     bus.subscribe(Q_IMAGING, ProcedureIndex(store).handle)
     bus.start()
     relay = Relay(bus, store, settings.publish_timeout_s)
     relay.start()
     listener = Listener(settings, imaging, store, relay)
-    server = listener.build_ae().start_server(
-        settings.dicom_addr,
-        block=False,
-        evt_handlers=listener.handlers(),
-        ssl_context=imaging.ssl_context(),
-    )
-    assert server is not None  # block=False returns the running server
+    server = listener.serve(settings.dicom_addr, listen_fd)
     log.info(
         "listening",
         addr=f"{settings.dicom_addr[0]}:{settings.dicom_addr[1]}",
         ae_title=settings.dicom_ae_title,
         tls=imaging.tls_cert is not None,
+        worker=worker,
+        workers=imaging.workers,
     )
+    if listen_fd is not None:
+        _stop_when_orphaned()
     wait_for_stop()
     server.shutdown()
     listener.close()
     relay.stop()
     bus.close()
     store.close()
+
+
+def _stop_when_orphaned() -> None:
+    """A worker outlives a parent killed with SIGKILL; it then stops itself (SIGTERM)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        log.warning("the listener's parent process is gone: stopping this worker")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="imaging-orphan-watch", daemon=True).start()
+
+
+def run_parent(settings: Settings, imaging: ImagingSettings) -> None:
+    ImagingStore(settings.service_dir("imaging")).close()  # schema once, before workers race
+    sock = socket.create_server(settings.dicom_addr, backlog=128)
+    sock.set_inheritable(True)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    def spawn(worker: int) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "services.imaging", "--worker", str(worker),
+                   "--listen-fd", str(sock.fileno())]  # fmt: skip
+        return subprocess.Popen(command, pass_fds=(sock.fileno(),))
+
+    workers = {n: spawn(n) for n in range(imaging.workers)}
+    restarts = dict.fromkeys(workers, 0)
+    log.info("listener workers started", workers=imaging.workers,
+             pids=[p.pid for p in workers.values()])  # fmt: skip
+    while not stop.wait(0.3):
+        for n, process in workers.items():
+            code = process.poll()
+            if code is None or stop.is_set():
+                continue
+            restarts[n] += 1
+            backoff = min(2.0 ** (restarts[n] - 1), MAX_BACKOFF_S)
+            log.error("listener worker exited; restarting", worker=n, exit_code=code,
+                      restarts=restarts[n], backoff_s=backoff)  # fmt: skip
+            if stop.wait(backoff):
+                break
+            workers[n] = spawn(n)
+    for process in workers.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for n, process in workers.items():
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.error("listener worker ignored SIGTERM; killed", worker=n)
+            process.kill()
+            process.wait()
+    sock.close()
 
 
 if __name__ == "__main__":

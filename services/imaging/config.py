@@ -17,12 +17,23 @@ def _pairs(text: str) -> dict[str, str]:
     return out
 
 
+def _workers(text: str) -> int:
+    """A count, or "auto": one per CPU, at most 4."""
+    if text.strip().lower() == "auto":
+        return max(1, min(os.cpu_count() or 1, 4))
+    count = int(text)
+    if not 1 <= count <= 64:
+        raise ValueError(f"PROCTRAIL_DICOM_WORKERS must be 1..64 or auto, got {text!r}")
+    return count
+
+
 @dataclass(frozen=True)
 class ImagingSettings:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_ca: str | None = None  # given: callers must present a certificate it signed
-    max_associations: int = 20
+    max_associations: int = 20  # across all worker processes
+    workers: int = 1  # listener processes sharing the port (pynetdicom keeps each to one core)
     ae_rooms: dict[str, str] = field(default_factory=dict)  # calling AE -> room
     match_window_h: float = 12.0
     dose_threshold_rp_gy: float = 5.0  # reference-point air kerma (SRDL, NCRP 168)
@@ -37,6 +48,7 @@ class ImagingSettings:
             tls_key=e.get("PROCTRAIL_DICOM_TLS_KEY") or None,
             tls_ca=e.get("PROCTRAIL_DICOM_TLS_CA") or None,
             max_associations=int(e.get("PROCTRAIL_DICOM_MAX_ASSOCIATIONS", "20")),
+            workers=_workers(e.get("PROCTRAIL_DICOM_WORKERS", "auto")),
             ae_rooms=_pairs(e.get("PROCTRAIL_DICOM_AE_ROOMS", "")),
             match_window_h=float(e.get("PROCTRAIL_DICOM_MATCH_WINDOW_H", "12")),
             dose_threshold_rp_gy=float(e.get("PROCTRAIL_DOSE_THRESHOLD_RP_GY", "5")),

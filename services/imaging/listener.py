@@ -9,8 +9,10 @@ association, accepted or rejected, becomes an access event in the ledger.
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import tempfile
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ from pynetdicom import (
     evt,
 )
 from pynetdicom.events import EventHandlerType
+from pynetdicom.transport import ThreadedAssociationServer
 
 from services.imaging import reactor
 from services.imaging.announce import Announcer
@@ -54,6 +57,34 @@ class _Tally:
     refused: int = 0
 
 
+class _SharedSocketServer(ThreadedAssociationServer):
+    """pynetdicom's server on an inherited, already listening socket.
+
+    Every worker process waits on the same socket; the kernel gives each new connection to one
+    of them, and a worker that loses the race just goes back to waiting (the socket is
+    non-blocking). Closing only closes this process's descriptor: a shutdown() here would stop
+    the socket for the other workers too.
+    """
+
+    def __init__(self, *args: Any, listen_fd: int, **kwargs: Any) -> None:
+        self._listen_fd = listen_fd
+        super().__init__(*args, **kwargs)
+
+    def server_bind(self) -> None:
+        if self.socket is not None:
+            self.socket.close()  # the one socketserver made; ours is inherited
+        self.socket = socket.socket(fileno=self._listen_fd)
+        self.socket.setblocking(False)
+        self.server_address = self.socket.getsockname()
+
+    def server_activate(self) -> None:
+        pass  # the parent listens
+
+    def server_close(self) -> None:
+        if self.socket is not None:
+            self.socket.close()
+
+
 class Listener:
     def __init__(
         self,
@@ -67,7 +98,7 @@ class Listener:
         self.store = store
         self.relay = relay
         self.announcer = Announcer(store, imaging)
-        self.spool = Spool(store.incoming)
+        self.spool = Spool(store.incoming, worker=store.worker)
         self._tallies: dict[int, _Tally] = {}  # per association (each has its own thread)
 
     def build_ae(self) -> AE:
@@ -85,7 +116,8 @@ class Listener:
         tempfile.tempdir = str(self.store.incoming)  # pynetdicom streams objects here
         ae = AE(ae_title=self.settings.dicom_ae_title)
         ae.maximum_pdu_size = 0
-        ae.maximum_associations = self.imaging.max_associations
+        workers = max(1, self.imaging.workers)
+        ae.maximum_associations = -(-self.imaging.max_associations // workers)  # per process
         ae.require_called_aet = True
         if self.settings.dicom_allowed_aets:
             ae.require_calling_aet = list(self.settings.dicom_allowed_aets)
@@ -98,6 +130,21 @@ class Listener:
             assert context.abstract_syntax is not None
             ae.add_supported_context(context.abstract_syntax)
         return ae
+
+    def serve(self, addr: tuple[str, int], listen_fd: int | None = None) -> Any:
+        """Start answering in a background thread: on our own socket, or on one a parent
+        process bound and shares with its other workers (`listen_fd`)."""
+        ae = self.build_ae()
+        handlers, tls = self.handlers(), self.imaging.ssl_context()
+        if listen_fd is None:
+            return ae.start_server(addr, block=False, evt_handlers=handlers, ssl_context=tls)
+        server = ae.make_server(
+            addr, evt_handlers=handlers, ssl_context=tls, server_class=_SharedSocketServer,
+            listen_fd=listen_fd,
+        )  # fmt: skip
+        ae._servers.append(server)  # as start_server does, so server.shutdown() finds it
+        threading.Thread(target=server.serve_forever, name="dicom-acceptor", daemon=True).start()
+        return server
 
     def close(self) -> None:
         self.spool.stop()
@@ -168,7 +215,8 @@ class Listener:
             procedure_id=said.match.procedure_id if said.match else None,
         )
         log.info("C-STORE stored", sop_instance_uid=sop, modality=fields["modality"],
-                 sha256=stored.sha256, size_bytes=stored.size_bytes, calling_ae=calling_ae,
+                 worker=self.store.worker, sha256=stored.sha256, size_bytes=stored.size_bytes,
+                 calling_ae=calling_ae,
                  matched_by=said.matched_by, resend=stored.already_had,
                  uid_conflict=stored.conflicts_with is not None)  # fmt: skip
         return SUCCESS

@@ -46,8 +46,9 @@ class _SpoolFile:
 
 
 class Spool:
-    def __init__(self, directory: Path, ready: int = 8) -> None:
+    def __init__(self, directory: Path, ready: int = 8, worker: int = 0) -> None:
         self.directory = directory
+        self.prefix = f"{PREFIX}w{worker}-"  # each listener process clears only its own
         self._ready: queue.Queue[Path] = queue.Queue(maxsize=ready)
         self._stop = threading.Event()
         self._run = uuid.uuid4().hex[:8]
@@ -56,7 +57,7 @@ class Spool:
         self.taken = self.fallbacks = 0
 
     def start(self) -> None:
-        for stale in self.directory.glob(f"{PREFIX}*"):
+        for stale in self.directory.glob(f"{self.prefix}*"):
             stale.unlink(missing_ok=True)
         self._thread.start()
 
@@ -72,7 +73,7 @@ class Spool:
 
     def _fill(self) -> None:
         while not self._stop.is_set():
-            path = self.directory / f"{PREFIX}{self._run}-{next(self._numbers)}.dcm"
+            path = self.directory / f"{self.prefix}{self._run}-{next(self._numbers)}.dcm"
             try:
                 os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
             except OSError as exc:

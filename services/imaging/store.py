@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     routing_key TEXT NOT NULL,
     body        BLOB NOT NULL,
     created_at  TEXT NOT NULL,
-    sent_at     TEXT
+    sent_at     TEXT,
+    worker      INTEGER NOT NULL DEFAULT 0  -- the listener process that wrote it relays it
 );
 CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (sent_at, position);
 """
@@ -131,8 +132,11 @@ def _safe_name(uid: str) -> str:
 
 
 class ImagingStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, worker: int = 0, workers: int = 1) -> None:
+        """`worker` of `workers` listener processes sharing this store (WAL: one file, many
+        processes); each relays the outbox rows its own number stands for."""
         self.root = root
+        self.worker, self.workers = worker, workers
         self.incoming = root / "incoming"  # same filesystem as objects/: rename is atomic
         self.objects = root / "objects"
         self.incoming.mkdir(parents=True, exist_ok=True)
@@ -140,6 +144,9 @@ class ImagingStore:
         self._path = root / "imaging.sqlite3"
         self._conn = sqlite.connect(self._path)
         self._conn.executescript(_SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(outbox)")}
+        if "worker" not in columns:  # a store from before listener worker processes
+            self._conn.execute("ALTER TABLE outbox ADD COLUMN worker INTEGER NOT NULL DEFAULT 0")
         self._lock = threading.Lock()  # the one writer connection: associations, relay, index
         self._readers = threading.local()  # WAL: each association thread reads on its own
         # The relay's "sent" marks need no fsync of their own: losing one to a power cut only
@@ -232,11 +239,7 @@ class ImagingStore:
                     before = (after[0] - dose[1], after[1] - dose[2], after[2] - dose[3])
                     if on_dose is not None:
                         messages = [*messages, *on_dose(before, after)]
-                cur.executemany(
-                    "INSERT OR IGNORE INTO outbox (message_id, exchange, routing_key, body,"
-                    " created_at) VALUES (?, ?, ?, ?, ?)",
-                    [(m.message_id, m.exchange, m.routing_key, m.body, now) for m in messages],
-                )
+                self._queue(cur, messages, now)
                 if unmatched:
                     cur.execute(
                         "INSERT OR IGNORE INTO unmatched VALUES (?, ?, NULL)",
@@ -269,18 +272,25 @@ class ImagingStore:
     def add_to_outbox(self, messages: list[OutboxMessage]) -> None:
         now = datetime.now(UTC).isoformat()
         with self._lock:
-            self._conn.executemany(
-                "INSERT OR IGNORE INTO outbox (message_id, exchange, routing_key, body,"
-                " created_at) VALUES (?, ?, ?, ?, ?)",
-                [(m.message_id, m.exchange, m.routing_key, m.body, now) for m in messages],
-            )
+            self._queue(self._conn, messages, now)
+
+    def _queue(self, into: sqlite3.Connection | sqlite3.Cursor, messages: list[OutboxMessage],
+               now: str) -> None:  # fmt: skip
+        into.executemany(
+            "INSERT OR IGNORE INTO outbox (message_id, exchange, routing_key, body, created_at,"
+            " worker) VALUES (?, ?, ?, ?, ?, ?)",
+            [(m.message_id, m.exchange, m.routing_key, m.body, now, self.worker)
+             for m in messages],
+        )  # fmt: skip
 
     def unsent(self, limit: int = 500) -> list[OutboxMessage]:
+        """This worker's unsent rows, oldest first (with fewer workers than before, the rows of
+        the missing ones fall to worker number modulo the count)."""
         with self._lock:
             rows = self._conn.execute(
                 "SELECT message_id, exchange, routing_key, body FROM outbox"
-                " WHERE sent_at IS NULL ORDER BY position LIMIT ?",
-                (limit,),
+                " WHERE sent_at IS NULL AND worker % ? = ? ORDER BY position LIMIT ?",
+                (self.workers, self.worker, limit),
             ).fetchall()
         return [OutboxMessage(*r) for r in rows]
 

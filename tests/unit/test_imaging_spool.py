@@ -9,11 +9,14 @@ from services.imaging.spool import PREFIX, Spool
 
 
 def test_prepared_files_are_handed_out_and_unused_ones_removed_at_stop(tmp_path: Path) -> None:
-    stale = tmp_path / f"{PREFIX}old-run-3.dcm"
+    stale = tmp_path / f"{PREFIX}w0-oldrun-3.dcm"
     stale.write_bytes(b"")  # an earlier run was killed
-    spool = Spool(tmp_path, ready=4)
+    sibling = tmp_path / f"{PREFIX}w1-itsrun-0.dcm"
+    sibling.write_bytes(b"")  # another listener process's, in use
+    spool = Spool(tmp_path, ready=4, worker=0)
     spool.start()
     assert not stale.exists()
+    assert sibling.exists()
     files = []
     for _ in range(10):
         f = spool.take(delete=False, mode="wb", suffix=".dcm")
@@ -26,7 +29,7 @@ def test_prepared_files_are_handed_out_and_unused_ones_removed_at_stop(tmp_path:
     assert spool.taken + spool.fallbacks == 10
     spool.stop()
     left = sorted(p for p in tmp_path.iterdir() if p not in files)
-    assert left == []  # the prepared-but-unused ones went with the spool
+    assert left == [sibling]  # the prepared-but-unused ones went with the spool
 
 
 def test_concurrent_takers_never_share_a_file(tmp_path: Path) -> None:
