@@ -22,13 +22,9 @@ from types import FrameType
 import structlog
 
 from services.imaging.config import ImagingSettings
-from services.imaging.index import ProcedureIndex
-from services.imaging.listener import Listener
-from services.imaging.relay import Relay
 from services.imaging.store import ImagingStore
-from shared.bus.topology import Q_IMAGING
 from shared.config import Settings
-from shared.runtime import boot, make_bus, wait_for_stop
+from shared.runtime import boot, wait_for_stop
 
 log = structlog.get_logger("imaging")
 
@@ -53,6 +49,14 @@ def main() -> None:
 def run_worker(
     settings: Settings, imaging: ImagingSettings, worker: int, listen_fd: int | None
 ) -> None:
+    # Imported here: the parent only binds and watches, and stays small (the memory budget
+    # of a 500 MB receive counts every process of the listener).
+    from services.imaging.index import ProcedureIndex
+    from services.imaging.listener import Listener
+    from services.imaging.relay import Relay
+    from shared.bus.topology import Q_IMAGING
+    from shared.runtime import make_bus
+
     store = ImagingStore(settings.service_dir("imaging"), worker, imaging.workers)
     bus = make_bus(settings, "imaging")
     bus.subscribe(Q_IMAGING, ProcedureIndex(store).handle)
