@@ -52,9 +52,8 @@ class Relay:
                     log.info("outbox drained: the broker has every event again")
                 delay, waiting = 0.5, False
                 self._wake.wait()  # until the listener stores something (or stop)
-                self._stop.wait(
-                    self.linger_s
-                )  # let a burst gather: one flush, one batch of confirms
+                # Let a burst gather: one flush and one batch of confirms for many objects.
+                self._stop.wait(self.linger_s)
             else:
                 if not waiting:
                     log.warning("outbox holding events until the broker is back",

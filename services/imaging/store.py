@@ -151,7 +151,7 @@ class ImagingStore:
         self._readers = threading.local()  # WAL: each association thread reads on its own
         # The relay's "sent" marks need no fsync of their own: losing one to a power cut only
         # means that message is published again, and the ledger keeps one entry per event_id.
-        # (Same lock as the writer, so neither ever waits on SQLite's busy handler.)
+        # (Same lock as the writer: in this process, neither waits on SQLite's busy handler.)
         self._marks = sqlite.connect(self._path)
         self._marks.execute("PRAGMA synchronous=NORMAL")
 
