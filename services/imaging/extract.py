@@ -143,7 +143,7 @@ def header_values(ds: Dataset) -> dict[str, Any]:
         encodings = convert_encodings([value] if isinstance(value, str) else list(value or []))
     out: dict[str, Any] = {}
     for tag, element in ds._dict.items():
-        if tag in CAPTURE_TAGS:
+        if int(tag) in CAPTURE_TAGS:  # int: a BaseTag key would compare in Python
             if isinstance(element, RawDataElement):
                 element = convert_raw_data_element(element, encoding=encodings)
             out[element.keyword] = element.value

@@ -31,7 +31,7 @@ from pynetdicom import (
 from pynetdicom.events import EventHandlerType
 from pynetdicom.transport import ThreadedAssociationServer
 
-from services.imaging import reactor
+from services.imaging import reactor, responses
 from services.imaging.announce import Announcer
 from services.imaging.config import ImagingSettings
 from services.imaging.dose import dose_report
@@ -106,6 +106,7 @@ class Listener:
         self.spool.start()
         self.spool.install()
         reactor.install()
+        responses.install()
         # The listener checks objects itself (validate.py); pydicom's per-value checks of
         # every command set and header it touches cost ~10 % of a small C-STORE.
         pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
