@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 
 import structlog
@@ -53,6 +54,7 @@ def run_worker(
     # of a 500 MB receive counts every process of the listener).
     from services.imaging.index import ProcedureIndex
     from services.imaging.listener import Listener
+    from services.imaging.load import LoadBoard
     from services.imaging.relay import Relay
     from shared.bus.topology import Q_IMAGING
     from shared.runtime import make_bus
@@ -64,7 +66,10 @@ def run_worker(
     relay = Relay(bus, store, settings.publish_timeout_s)
     relay.start()
     listener = Listener(settings, imaging, store, relay)
-    server = listener.serve(settings.dicom_addr, listen_fd)
+    board = None
+    if listen_fd is not None:
+        board = LoadBoard(_board_path(settings), imaging.workers, worker)
+    server = listener.serve(settings.dicom_addr, listen_fd, board)
     log.info(
         "listening",
         addr=f"{settings.dicom_addr[0]}:{settings.dicom_addr[1]}",
@@ -81,6 +86,12 @@ def run_worker(
     relay.stop()
     bus.close()
     store.close()
+    if board is not None:
+        board.close()
+
+
+def _board_path(settings: Settings) -> Path:
+    return settings.service_dir("imaging") / "workers.load"
 
 
 def _stop_when_orphaned() -> None:
@@ -97,7 +108,10 @@ def _stop_when_orphaned() -> None:
 
 
 def run_parent(settings: Settings, imaging: ImagingSettings) -> None:
+    from services.imaging.load import LoadBoard
+
     ImagingStore(settings.service_dir("imaging")).close()  # schema once, before workers race
+    LoadBoard.create(_board_path(settings), imaging.workers)
     sock = socket.create_server(settings.dicom_addr, backlog=128)
     sock.set_inheritable(True)
     stop = threading.Event()

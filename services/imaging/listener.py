@@ -13,6 +13,7 @@ import socket
 import sqlite3
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from services.imaging.announce import Announcer
 from services.imaging.config import ImagingSettings
 from services.imaging.dose import dose_report
 from services.imaging.extract import CAPTURE_TAGS, capture_fields, header_values
+from services.imaging.load import LoadBoard
 from services.imaging.relay import Relay
 from services.imaging.spool import Spool
 from services.imaging.store import ImagingStore, StoredObject
@@ -62,12 +64,18 @@ class _SharedSocketServer(ThreadedAssociationServer):
 
     Every worker process waits on the same socket; the kernel gives each new connection to one
     of them, and a worker that loses the race just goes back to waiting (the socket is
-    non-blocking). Closing only closes this process's descriptor: a shutdown() here would stop
-    the socket for the other workers too.
+    non-blocking). A worker serving more connections than a sibling lets a new one wait a
+    moment for that sibling (at most DEFER_S), so four modalities spread two and two rather
+    than three and one. Closing only closes this process's descriptor: a shutdown() here
+    would stop the socket for the other workers too.
     """
 
-    def __init__(self, *args: Any, listen_fd: int, **kwargs: Any) -> None:
+    DEFER_S = 0.02
+
+    def __init__(self, *args: Any, listen_fd: int, board: LoadBoard | None, **kwargs: Any) -> None:
         self._listen_fd = listen_fd
+        self._board = board
+        self._deferring_since: float | None = None
         super().__init__(*args, **kwargs)
 
     def server_bind(self) -> None:
@@ -79,6 +87,33 @@ class _SharedSocketServer(ThreadedAssociationServer):
 
     def server_activate(self) -> None:
         pass  # the parent listens
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        if self._board is not None and self._board.busier_than_a_sibling():
+            now = time.monotonic()
+            self._deferring_since = self._deferring_since or now
+            if now - self._deferring_since < self.DEFER_S:
+                time.sleep(0.002)  # the connection stays queued for a less busy sibling
+                raise OSError("left for a less busy worker")
+        self._deferring_since = None
+        return super().get_request()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if self._board is not None:
+            self._board.add(+1)
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            if self._board is not None:
+                self._board.add(-1)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            if self._board is not None:
+                self._board.add(-1)
 
     def server_close(self) -> None:
         if self.socket is not None:
@@ -132,16 +167,18 @@ class Listener:
             ae.add_supported_context(context.abstract_syntax)
         return ae
 
-    def serve(self, addr: tuple[str, int], listen_fd: int | None = None) -> Any:
+    def serve(
+        self, addr: tuple[str, int], listen_fd: int | None = None, board: LoadBoard | None = None
+    ) -> Any:
         """Start answering in a background thread: on our own socket, or on one a parent
-        process bound and shares with its other workers (`listen_fd`)."""
+        process bound and shares with its other workers (`listen_fd`, `board`)."""
         ae = self.build_ae()
         handlers, tls = self.handlers(), self.imaging.ssl_context()
         if listen_fd is None:
             return ae.start_server(addr, block=False, evt_handlers=handlers, ssl_context=tls)
         server = ae.make_server(
             addr, evt_handlers=handlers, ssl_context=tls, server_class=_SharedSocketServer,
-            listen_fd=listen_fd,
+            listen_fd=listen_fd, board=board,
         )  # fmt: skip
         ae._servers.append(server)  # as start_server does, so server.shutdown() finds it
         threading.Thread(target=server.serve_forever, name="dicom-acceptor", daemon=True).start()

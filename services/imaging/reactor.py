@@ -8,15 +8,17 @@ handler to see it, for the response to be sent. On 39 kB CT objects that was a t
 listener's time.
 
 `install()` replaces the `time` module that pynetdicom.dul and pynetdicom.association see
-with one whose `sleep` returns as soon as there is something to do, and never later than the
-sleep asked for, so nothing can be slower than stock:
+with one whose `sleep`, when called from either reactor loop, returns as soon as there is
+something to do and otherwise rechecks every 20 ms instead of every millisecond:
 
 - on the association thread it waits on an event set whenever a DIMSE message or an ACSE
   primitive (release, abort) is queued for it;
 - on the DUL thread it waits in `select` on the association's socket and on an eventfd that is
   signalled whenever a primitive is queued for sending.
 
-Every other caller, and every other attribute of `time`, is passed through unchanged.
+Every other caller, and every other attribute of `time`, is passed through unchanged. What
+no waker covers (another thread setting the loop's kill flag, the DUL thread dying) is seen at
+the 20 ms recheck, which bounds how much later an association winds down.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import contextlib
 import os
 import queue
 import select
+import sys
 import threading
 import time as _time
 import types
@@ -98,6 +101,16 @@ def _notify_on_put(q: queue.Queue[Any], waker: _Waker) -> None:
     q.put = put_and_wake  # type: ignore[method-assign]
 
 
+# Only the two reactor loops wait on wakers; every other sleep in those modules (the delay in
+# abort, the pause handshakes) stays a plain sleep.
+_REACTOR_LOOPS = frozenset(
+    (_association.Association._run_reactor.__code__, _dul.DULServiceProvider.run_reactor.__code__)
+)
+# What wakes a loop covers its work; what does not (another thread killing it, the DUL thread
+# dying, timers of seconds) is seen at this recheck instead of every millisecond, so an idle
+# association costs no CPU and no GIL hand-offs.
+IDLE_RECHECK_S = 0.02
+
 _lock = threading.Lock()
 wakers_made = 0  # how many reactor threads got a waker; tests read it
 
@@ -123,11 +136,13 @@ def _waker_for(thread: threading.Thread) -> _Waker | None:
 
 
 def _sleep(seconds: float) -> None:
-    waker = _waker_for(threading.current_thread())
+    waker = None
+    if sys._getframe(1).f_code in _REACTOR_LOOPS:
+        waker = _waker_for(threading.current_thread())
     if waker is None or seconds <= 0:
         _real_sleep(seconds)
     else:
-        waker.wait(seconds)
+        waker.wait(max(seconds, IDLE_RECHECK_S))
 
 
 class _WakingTime(types.ModuleType):
