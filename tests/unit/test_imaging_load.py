@@ -11,7 +11,8 @@ def test_a_worker_with_more_connections_than_a_sibling_knows_it(tmp_path: Path) 
     path = tmp_path / "workers.load"
     LoadBoard.create(path, 2)
     first, second = LoadBoard(path, 2, 0), LoadBoard(path, 2, 1)
-    assert not first.busier_than_a_sibling() and not second.busier_than_a_sibling()
+    assert not first.busier_than_a_sibling()
+    assert not second.busier_than_a_sibling()
     first.add(+1)
     assert first.busier_than_a_sibling()  # so the next connection is left for the second
     assert not second.busier_than_a_sibling()
