@@ -977,3 +977,93 @@ def ct_series(
         ds.save_as(out, enforce_file_format=True)
         paths.append(out)
     return paths
+
+
+def _macro(**elements: Any) -> DicomSequence:
+    item = Dataset()
+    for keyword, value in elements.items():
+        setattr(item, keyword, value)
+    return DicomSequence([item])
+
+
+def _enhanced(
+    path: Path | str,
+    *,
+    sop_class: str,
+    modality: str,
+    frames: int,
+    shared: Dataset,
+    per_frame: list[Dataset],
+    patient_id: str,
+    acquired_at: datetime | None,
+) -> Path:
+    """A multi-frame object whose acquisition lives in functional groups, not at top level."""
+    moment = _moment(acquired_at)
+    sop_uid = generate_uid()
+    ds = Dataset()
+    ds.file_meta = _file_meta(sop_class, sop_uid)
+    _patient_and_study(
+        ds, patient_id=patient_id, patient_name="Doe^Jane", issuer=None, accession=None,
+        study_uid=generate_uid(), series_uid=generate_uid(), moment=moment, tz_offset=True,
+        study_description="Spine intervention",
+    )  # fmt: skip
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = sop_class, sop_uid, modality
+    ds.AcquisitionDateTime = moment.strftime("%Y%m%d%H%M%S.%f")
+    ds.Manufacturer, ds.ManufacturerModelName = "Siemens Healthineers", "Enhanced Test"
+    ds.InstanceNumber, ds.BurnedInAnnotation = 1, "NO"
+    ds.NumberOfFrames = frames
+    ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
+    ds.PerFrameFunctionalGroupsSequence = DicomSequence(per_frame)
+    ds.Rows = ds.Columns = 16
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = bytes(frames * 16 * 16 * 2)
+    return _save(ds, path)
+
+
+def enhanced_ct(
+    path: Path | str,
+    frames: int = 4,
+    *,
+    patient_id: str = "PT-ENH-1",
+    acquired_at: datetime | None = None,
+) -> Path:
+    """Enhanced CT: kVp, pitch and exposure in the shared groups, CTDIvol per frame."""
+    shared = Dataset()
+    shared.CTXRayDetailsSequence = _macro(KVP="120")
+    shared.CTTableDynamicsSequence = _macro(SpiralPitchFactor=0.8)
+    per_frame = []
+    for _ in range(frames):
+        frame = Dataset()
+        frame.CTExposureSequence = _macro(
+            CTDIvol=7.5, ExposureModulationType="XY", XRayTubeCurrentInmA=180.0
+        )
+        per_frame.append(frame)
+    return _enhanced(
+        path, sop_class="1.2.840.10008.5.1.4.1.1.2.1", modality="CT", frames=frames,
+        shared=shared, per_frame=per_frame, patient_id=patient_id, acquired_at=acquired_at,
+    )  # fmt: skip
+
+
+def enhanced_xa(
+    path: Path | str,
+    frames: int = 4,
+    *,
+    patient_id: str = "PT-ENH-1",
+    acquired_at: datetime | None = None,
+) -> Path:
+    """Enhanced XA: geometry shared, tube and positioner per frame (first frame's values)."""
+    shared = Dataset()
+    shared.XRayGeometrySequence = _macro(DistanceSourceToDetector="1195.5")
+    per_frame = []
+    for n in range(frames):
+        frame = Dataset()
+        frame.FrameAcquisitionSequence = _macro(KVP="78", XRayTubeCurrentInmA=6.2)
+        frame.PositionerPositionSequence = _macro(
+            PositionerPrimaryAngle=f"{-30 + n}", PositionerSecondaryAngle="12"
+        )
+        per_frame.append(frame)
+    return _enhanced(
+        path, sop_class="1.2.840.10008.5.1.4.1.1.12.1.1", modality="XA", frames=frames,
+        shared=shared, per_frame=per_frame, patient_id=patient_id, acquired_at=acquired_at,
+    )  # fmt: skip

@@ -147,7 +147,25 @@ def header_values(ds: Dataset) -> dict[str, Any]:
             if isinstance(element, RawDataElement):
                 element = convert_raw_data_element(element, encoding=encodings)
             out[element.keyword] = element.value
+    _from_functional_groups(ds, out)
     return out
+
+
+def _from_functional_groups(ds: Dataset, out: dict[str, Any]) -> None:
+    """Enhanced multi-frame objects (XA, XRF, CT, ...) keep acquisition fields in functional
+    group macros: take each field missing at top level from the shared groups, else from the
+    first frame's. Values that vary by frame (the positioner during a spin) are the first
+    frame's."""
+    for keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        groups = ds.get(keyword)
+        if not groups:
+            continue
+        for macro in groups[0]:
+            if macro.VR != "SQ" or not macro.value:
+                continue
+            for element in macro.value[0]:
+                if element.keyword in _MODALITY and element.keyword not in out:
+                    out[element.keyword] = element.value
 
 
 def capture_fields(ds: Header) -> dict[str, Any]:

@@ -6,7 +6,8 @@ Two readers, one verdict:
   is one the listener uses, so a 500 MB cine costs a few page reads) and hashes the bytes in
   the same pass. It covers the transfer syntaxes devices send (implicit and explicit VR little
   endian, every encapsulated syntax) for everything but structured reports, whose content tree
-  the dose parser needs whole.
+  the dose parser needs whole, and multi-frame objects with functional groups (Enhanced XA,
+  XRF, CT, ...), whose acquisition fields live in sequences.
 - Everything else, and anything the fast path finds wrong, is read by pydicom (`dcmread`,
   large values deferred) and checked the same way. An object is refused only when that reader
   refuses it too, so the fast path can never turn away an object pydicom would accept.
@@ -91,7 +92,8 @@ def keywords_to_tags(*keywords: str) -> frozenset[int]:
 
 
 class _NotForTheFastPath(Exception):
-    """Leave this object to pydicom (an SR, a deflated or big-endian syntax, no file meta)."""
+    """Leave this object to pydicom (an SR, functional groups, a deflated or big-endian
+    syntax, no file meta)."""
 
 
 def _fast(path: Path, wanted: frozenset[int]) -> Received:
@@ -181,6 +183,8 @@ def _walk(
                 raise Malformed(f"an element runs {end - size} bytes past the end of the object")
         count += 1
         if keep is not None:
+            if group == 0x5200 and number in (0x9229, 0x9230) and wanted is not None:
+                raise _NotForTheFastPath  # functional groups: extract reads their sequences
             tag = group << 16 | number
             if (wanted is None or tag in wanted) and length <= DEFER_BYTES and vr != b"SQ":
                 keep[tag] = RawDataElement(

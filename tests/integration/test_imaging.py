@@ -147,6 +147,22 @@ def test_dose_reports_give_normalised_totals_and_cross_the_patient_threshold(
         assert "reference-point air kerma 2.2 Gy" in alert["payload"]["message"]
 
 
+def test_enhanced_ct_and_xa_are_kept_and_announced_with_their_functional_group_fields(
+    listener: RunningListener, tmp_path: Path
+) -> None:
+    ct = dicom_factory.enhanced_ct(tmp_path / "ect.dcm")
+    xa = dicom_factory.enhanced_xa(tmp_path / "exa.dcm")
+    assert listener.storescu(ct).returncode == 0
+    assert listener.storescu(xa).returncode == 0
+    captures = Audit(listener.amqp_url).wait_for("imaging.capture_received", 2)
+    by_modality = {c["payload"]["modality"]: c for c in captures}
+    assert dataset_bytes(stored_path(listener, by_modality["CT"])) == dataset_bytes(ct)
+    assert by_modality["CT"]["payload"]["ctdivol_mgy"] == 7.5
+    assert by_modality["CT"]["payload"]["spiral_pitch_factor"] == 0.8
+    assert by_modality["XA"]["payload"]["source_detector_distance_mm"] == 1195.5
+    assert by_modality["XA"]["payload"]["positioner_primary_angle_deg"] == -30.0
+
+
 @pytest.mark.parametrize(
     "damage",
     ["truncated", "wrong_length", "garbage_after_preamble", "empty", "no_sop_instance_uid"],

@@ -115,3 +115,27 @@ def test_a_large_object_is_walked_without_being_read_into_memory(tmp_path: Path)
     assert got.fast
     assert got.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert "PixelData" not in got.dataset  # only the wanted header tags were kept
+
+
+def test_enhanced_objects_give_their_acquisition_fields_from_the_functional_groups(
+    tmp_path: Path,
+) -> None:
+    ct = validate.read_whole(dicom_factory.enhanced_ct(tmp_path / "ct.dcm"), CAPTURE_TAGS)
+    xa = validate.read_whole(dicom_factory.enhanced_xa(tmp_path / "xa.dcm"), CAPTURE_TAGS)
+    assert not ct.fast  # the walker leaves functional groups to pydicom
+    ct_fields = capture_fields(header_values(ct.dataset))
+    assert (ct_fields["kvp"], ct_fields["spiral_pitch_factor"]) == (120.0, 0.8)  # shared
+    assert (ct_fields["ctdivol_mgy"], ct_fields["exposure_modulation_type"]) == (7.5, "XY")
+    xa_fields = capture_fields(header_values(xa.dataset))
+    assert xa_fields["source_detector_distance_mm"] == 1195.5  # shared
+    assert xa_fields["positioner_primary_angle_deg"] == -30.0  # the first frame's
+    assert (xa_fields["kvp"], xa_fields["tube_current_ma"]) == (78.0, 6.2)
+
+
+def test_a_top_level_value_wins_over_the_functional_groups(tmp_path: Path) -> None:
+    path = dicom_factory.enhanced_ct(tmp_path / "ct.dcm")
+    ds = pydicom.dcmread(path)
+    ds.KVP = "100"
+    ds.save_as(path)
+    got = validate.read_whole(path, CAPTURE_TAGS)
+    assert capture_fields(header_values(got.dataset))["kvp"] == 100.0
