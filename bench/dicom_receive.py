@@ -396,12 +396,15 @@ def main() -> None:
     parser.add_argument("--big-mb", type=float, default=500, help="object for the memory test")
     parser.add_argument("--skip-500mb", action="store_true", help="skip the memory test")
     parser.add_argument("--rounds", type=int, default=3, help="CT runs per receiver (median)")
+    parser.add_argument(
+        "--dir", type=Path, default=REPO, help="where the data and every receiver's files go"
+    )
     args = parser.parse_args()
     for tool in ("storescu", "storescp", "echoscu"):
         if shutil.which(tool) is None:
             raise SystemExit(f"DCMTK's {tool} is not on PATH")
 
-    with vhost() as url, tempfile.TemporaryDirectory(prefix="bench-dicom-", dir=REPO) as tmp:
+    with vhost() as url, tempfile.TemporaryDirectory(prefix="bench-dicom-", dir=args.dir) as tmp:
         scratch = Path(tmp)
         start = time.perf_counter()
         ct_dirs = [scratch / "data" / "ct" / str(k) for k in range(4)]
