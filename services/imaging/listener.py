@@ -40,7 +40,7 @@ from services.imaging.extract import CAPTURE_TAGS, capture_fields, header_values
 from services.imaging.load import LoadBoard
 from services.imaging.relay import Relay
 from services.imaging.spool import Spool
-from services.imaging.store import ImagingStore, StoredObject
+from services.imaging.store import ImagingStore, StoredObject, file_stem
 from services.imaging.validate import Malformed, read_whole
 from shared.config import Settings
 from shared.events import parse_event, utcnow
@@ -229,6 +229,9 @@ class Listener:
             log.error("C-STORE refused: the dataset is another instance than the request",
                       calling_ae=calling_ae, sop_instance_uid=sop)  # fmt: skip
             return DATASET_MISMATCH
+        if file_stem(sop) != sop:
+            log.warning("SOP Instance UID breaks the DICOM UID rules; kept under a digest",
+                        sop_instance_uid=sop, calling_ae=calling_ae)  # fmt: skip
         stored: StoredObject | None = None
         try:
             stored = self.store.keep(received, sop, got.sha256, got.size_bytes)

@@ -125,10 +125,13 @@ def _sha256_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _safe_name(uid: str) -> str:
-    if not uid or any(c not in "0123456789." for c in uid):
-        raise ValueError(f"not a DICOM UID: {uid!r}")
-    return uid
+def file_stem(uid: str) -> str:
+    """The object's file name: its SOP Instance UID, or, for a UID that breaks the DICOM rules
+    (letters, too long: devices send such things), a fixed-length digest of it. The index keeps
+    the UID as sent either way."""
+    if uid and len(uid) <= 64 and all(c in "0123456789." for c in uid) and "/" not in uid:
+        return uid
+    return "uid-" + hashlib.sha256(uid.encode("utf-8", "surrogateescape")).hexdigest()[:40]
 
 
 class ImagingStore:
@@ -168,10 +171,12 @@ class ImagingStore:
         Instance UID; a second, different version of the same UID is kept beside the first,
         never over it."""
         _fsync_file(received)
-        name = _safe_name(sop_instance_uid)
+        name = file_stem(sop_instance_uid)
         rows = (
             self._reader()
-            .execute("SELECT sha256, path FROM objects WHERE sop_instance_uid = ?", (name,))
+            .execute(
+                "SELECT sha256, path FROM objects WHERE sop_instance_uid = ?", (sop_instance_uid,)
+            )
             .fetchall()
         )
         known = {r[0]: r[1] for r in rows}

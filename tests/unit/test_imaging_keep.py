@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.imaging.store import ImagingStore, StoredObject
+from services.imaging.store import ImagingStore, StoredObject, file_stem
 
 UID = "1.2.826.0.1.3680043.8.498.1"
 
@@ -47,3 +47,18 @@ def test_the_same_bytes_left_by_an_earlier_attempt_are_reused_not_duplicated(
     assert again.path == orphan.path
     assert again.already_had  # so a failure of this attempt does not delete it either
     assert len([p for p in store.objects.rglob("*") if p.is_file()]) == 1
+
+
+def test_a_uid_that_breaks_the_rules_is_kept_under_a_digest_and_recognised_again(
+    store: ImagingStore,
+) -> None:
+    odd = "dccc9599087131742838cc1162a630fea87ba9bf61ac09bf/../x"  # letters, even a slash
+    data = b"odd device"
+    path = store.incoming / "a"
+    path.write_bytes(data)
+    first = store.keep(path, odd, hashlib.sha256(data).hexdigest(), len(data))
+    assert first.path.parent.parent == store.objects  # never outside the store
+    assert first.path.name == f"{file_stem(odd)}.dcm"
+    assert first.path.name.startswith("uid-")
+    assert first.path.read_bytes() == data
+    assert file_stem("1.2.840.10008.1") == "1.2.840.10008.1"  # conformant UIDs name themselves

@@ -7,6 +7,7 @@ import hashlib
 import os
 from pathlib import Path
 
+import data_store  # type: ignore[import-untyped]
 import pydicom
 import pytest
 
@@ -15,12 +16,15 @@ from services.imaging.extract import CAPTURE_TAGS, capture_fields, header_values
 from tests import dicom_factory
 
 TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+PYDICOM_DATA = Path(data_store.__file__).parent / "data"
 
 
 def part10_files() -> list[Path]:
-    """pydicom's test files that are whole Part 10 objects with a SOP Instance UID."""
+    """pydicom's and pydicom-data's test files that are whole Part 10 objects with a SOP
+    Instance UID."""
     out = []
-    for path in sorted(p for p in TEST_FILES.rglob("*") if p.is_file()):
+    every = [p for folder in (TEST_FILES, PYDICOM_DATA) for p in folder.rglob("*") if p.is_file()]
+    for path in sorted(every):
         try:
             ds = pydicom.dcmread(path, defer_size=4096)
             ok = "TransferSyntaxUID" in ds.file_meta and "SOPInstanceUID" in ds
