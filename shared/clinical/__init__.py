@@ -1,0 +1,1 @@
+"""Clinical rules shared by the harvest and implant services."""

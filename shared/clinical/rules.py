@@ -1,0 +1,315 @@
+"""A procedure's clinical state, folded from its events; and the alerts its rules raise.
+
+The state is never updated in place: it is recomputed from the procedure's accepted events,
+so a correction, a late entry or a redelivery gives the same state as if everything had
+arrived in order, and the state can always be rebuilt from the record.
+
+1. Corrections are applied first: `record.corrected` changes the fields it names in the event
+   it supersedes (the original stays in the ledger; only the state uses the new values).
+2. The facts are taken in clinical order (occurred_at, then arrival).
+3. Each rule may raise alerts. A clinical fact is never refused: an out-of-order or rule-
+   breaking fact is counted and alerted on.
+
+Every alert has a key that is stable for the same facts, so raising it again (a redelivery, a
+recomputation) is recognised by the caller and never duplicated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+Severity = Literal["info", "warning", "critical"]
+
+STAGES = ("none", "scheduled", "opened", "timed_out", "closed", "recovery", "discharged")
+_RANK = {stage: n for n, stage in enumerate(STAGES)}
+INTERVENTIONS = frozenset(
+    {"harvest.aspiration_performed", "implant.needle_placed", "implant.injected"}
+)
+# Facts of the procedure itself (not lab, safety or paperwork) that make no sense after discharge.
+_IN_PROCEDURE = INTERVENTIONS | {
+    "procedure.opened", "procedure.time_out", "sedation.drug_administered",
+    "sedation.vitals_recorded", "sedation.depth_scored", "anaesthesia.local_administered",
+}  # fmt: skip
+RECOVERY_THRESHOLD = 9  # Aldrete to leave phase I, PADSS to go home
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One accepted event as the rules see it."""
+
+    event_id: str
+    type: str
+    occurred_at: datetime
+    actor_id: str
+    payload: Mapping[str, Any]
+    seq: int  # arrival order, to break ties in clinical time
+
+
+@dataclass(frozen=True)
+class Alert:
+    key: str  # stable within the procedure: the same facts give the same key
+    code: str
+    severity: Severity
+    message: str
+    event_ids: tuple[str, ...]
+
+
+@dataclass
+class DrugTotal:
+    drug: str
+    unit: str
+    total: float = 0.0
+    doses: int = 0
+
+
+@dataclass
+class ProcedureState:
+    procedure_id: str
+    stage: str = "none"
+    phase: str | None = None
+    patient_id: str | None = None
+    operator_id: str | None = None
+    monitoring_nurse_id: str | None = None
+    timed_out: bool = False  # a time-out has been recorded (whatever came after)
+    weight_kg: float | None = None
+    asa_class: int | None = None
+    drugs: dict[str, DrugTotal] = field(default_factory=dict)
+    sedated_at: datetime | None = None
+    last_vitals_at: datetime | None = None
+    vitals: int = 0
+    depth: list[tuple[str, int, datetime]] = field(default_factory=list)
+    recovery: dict[str, int] = field(default_factory=dict)
+    discharged_at: datetime | None = None
+    corrected: dict[str, str] = field(default_factory=dict)  # event_id -> correcting event_id
+    alerts: list[Alert] = field(default_factory=list)
+
+    def per_kg(self, drug: str, unit: str) -> float | None:
+        """The running total of a drug per kg of body weight, when the weight is known."""
+        total = self.drugs.get(_drug_key(drug, unit))
+        if total is None or not self.weight_kg:
+            return None
+        return total.total / self.weight_kg
+
+    @property
+    def sedated(self) -> bool:
+        return self.sedated_at is not None and self.discharged_at is None
+
+    def _raise(self, key: str, code: str, severity: Severity, message: str, *ids: str) -> None:
+        if all(a.key != key for a in self.alerts):
+            self.alerts.append(Alert(key, code, severity, message, ids))
+
+
+def _drug_key(drug: str, unit: str) -> str:
+    return f"{drug.strip().lower()}|{unit}"
+
+
+# --- corrections -----------------------------------------------------------------------------
+
+
+def apply_corrections(facts: Iterable[Fact]) -> tuple[list[Fact], list[Alert], dict[str, str]]:
+    """The facts with every correction applied; corrections themselves are not facts.
+
+    A change names a payload field ("dose", "payload.dose", "target.level") or "occurred_at".
+    An `old` value that does not match the record is applied all the same and alerted on.
+    """
+    originals: dict[str, Fact] = {}
+    corrections: list[Fact] = []
+    for fact in facts:
+        if fact.type == "record.corrected":
+            corrections.append(fact)
+        else:
+            originals[fact.event_id] = fact
+    alerts: list[Alert] = []
+    corrected: dict[str, str] = {}
+    for correction in sorted(corrections, key=lambda f: (f.occurred_at, f.seq)):
+        target_id = str(correction.payload.get("supersedes"))
+        target = originals.get(target_id)
+        if target is None:
+            continue  # the original has not arrived (yet): applied when it does
+        payload: dict[str, Any] = _deep_copy(target.payload)
+        occurred_at = target.occurred_at
+        for name, change in dict(correction.payload.get("changes", {})).items():
+            path = name.removeprefix("payload.").split(".")
+            if path == ["occurred_at"]:
+                current: Any = occurred_at.isoformat()
+                new = change.get("new")
+                if isinstance(new, str):
+                    occurred_at = datetime.fromisoformat(new)
+            else:
+                current = _get(payload, path)
+                _set(payload, path, change.get("new"))
+            if "old" in change and change.get("old") != current:
+                alerts.append(Alert(
+                    f"correction_mismatch:{correction.event_id}:{name}", "correction_mismatch",
+                    "warning",
+                    f"correction of {name}: the record held {current!r}, not {change.get('old')!r}",
+                    (correction.event_id, target.event_id),
+                ))  # fmt: skip
+        originals[target_id] = Fact(
+            target.event_id, target.type, occurred_at, target.actor_id, payload, target.seq
+        )
+        corrected[target_id] = correction.event_id
+    return list(originals.values()), alerts, corrected
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def _get(payload: Mapping[str, Any], path: list[str]) -> Any:
+    node: Any = payload
+    for part in path:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    return node
+
+
+def _set(payload: dict[str, Any], path: list[str], value: Any) -> None:
+    node = payload
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[path[-1]] = value
+
+
+# --- the fold --------------------------------------------------------------------------------
+
+
+def fold(procedure_id: str, events: Iterable[Fact]) -> ProcedureState:
+    """The procedure's state and the alerts its facts raise, from all its events."""
+    facts, correction_alerts, corrected = apply_corrections(events)
+    state = ProcedureState(procedure_id, corrected=corrected)
+    state.alerts.extend(correction_alerts)
+    for fact in sorted(facts, key=lambda f: (f.occurred_at, f.seq)):
+        _apply(state, fact)
+    return state
+
+
+def _advance(state: ProcedureState, fact: Fact, stage: str) -> None:
+    """Move to `stage`; a fact that comes after a later stage is kept and alerted on."""
+    if _RANK[state.stage] > _RANK[stage]:
+        state._raise(
+            f"out_of_sequence:{fact.event_id}", "out_of_sequence", "warning",
+            f"{fact.type} after the procedure reached {state.stage}", fact.event_id,
+        )  # fmt: skip
+        return
+    state.stage = stage
+
+
+def _apply(state: ProcedureState, fact: Fact) -> None:
+    p, kind = fact.payload, fact.type
+    if state.discharged_at is not None and kind in _IN_PROCEDURE:
+        state._raise(
+            f"after_discharge:{fact.event_id}", "out_of_sequence", "warning",
+            f"{kind} after the patient was discharged", fact.event_id,
+        )  # fmt: skip
+    if kind == "procedure.scheduled":
+        state.phase = p.get("phase")
+        patient = p.get("patient")
+        state.patient_id = patient.get("id") if isinstance(patient, Mapping) else None
+        _advance(state, fact, "scheduled")
+    elif kind == "procedure.opened":
+        if _RANK[state.stage] >= _RANK["opened"]:
+            state._raise(
+                f"reopened:{fact.event_id}", "out_of_sequence", "warning",
+                f"procedure opened again (it was {state.stage})", fact.event_id,
+            )  # fmt: skip
+        else:
+            state.stage = "opened"
+        state.operator_id = p.get("operator_id")
+        state.monitoring_nurse_id = p.get("monitoring_nurse_id")
+        if state.operator_id and state.operator_id == state.monitoring_nurse_id:
+            state._raise(
+                "monitor_is_operator", "monitor_is_operator", "warning",
+                "the person monitoring sedation is the operator", fact.event_id,
+            )  # fmt: skip
+    elif kind == "procedure.time_out":
+        if state.stage in ("none", "scheduled"):
+            state._raise(
+                f"time_out_before_opening:{fact.event_id}", "out_of_sequence", "warning",
+                "time-out recorded before the procedure was opened", fact.event_id,
+            )  # fmt: skip
+        _advance(state, fact, "timed_out")
+        state.timed_out = True
+        unconfirmed = [
+            name.removesuffix("_confirmed")
+            for name in ("patient_confirmed", "procedure_confirmed", "site_confirmed",
+                         "consent_confirmed")
+            if p.get(name) is not True
+        ]  # fmt: skip
+        if unconfirmed:
+            state._raise(
+                f"time_out_incomplete:{fact.event_id}", "time_out_incomplete", "critical",
+                f"time-out without confirming: {', '.join(unconfirmed)}", fact.event_id,
+            )  # fmt: skip
+    elif kind in INTERVENTIONS:
+        if not state.timed_out:
+            state._raise(
+                f"before_time_out:{fact.event_id}", "intervention_before_time_out", "critical",
+                f"{kind} before any time-out", fact.event_id,
+            )  # fmt: skip
+        if _RANK[state.stage] > _RANK["timed_out"]:
+            state._raise(
+                f"out_of_sequence:{fact.event_id}", "out_of_sequence", "warning",
+                f"{kind} after the procedure reached {state.stage}", fact.event_id,
+            )  # fmt: skip
+    elif kind == "procedure.closed":
+        _advance(state, fact, "closed")
+    elif kind == "sedation.assessed":
+        state.weight_kg = float(p["weight_kg"]) if p.get("weight_kg") else state.weight_kg
+        state.asa_class = p.get("asa_class", state.asa_class)
+    elif kind == "sedation.drug_administered":
+        key = _drug_key(str(p.get("drug", "")), str(p.get("unit", "")))
+        total = state.drugs.setdefault(key, DrugTotal(str(p.get("drug", "")), str(p.get("unit"))))
+        total.total += float(p.get("dose") or 0)
+        total.doses += 1
+        if state.sedated_at is None:
+            state.sedated_at = fact.occurred_at
+    elif kind == "sedation.vitals_recorded":
+        state.vitals += 1
+        if state.last_vitals_at is None or fact.occurred_at > state.last_vitals_at:
+            state.last_vitals_at = fact.occurred_at
+    elif kind == "sedation.depth_scored":
+        state.depth.append((str(p.get("scale")), int(p.get("score", 0)), fact.occurred_at))
+    elif kind == "recovery.scored":
+        state.recovery[str(p.get("scale"))] = int(p.get("score", 0))
+        _advance(state, fact, "recovery")
+    elif kind == "recovery.discharged":
+        _advance(state, fact, "discharged")
+        state.discharged_at = fact.occurred_at
+        low = {s: v for s, v in state.recovery.items() if v < RECOVERY_THRESHOLD}
+        if low or not state.recovery:
+            found = ", ".join(f"{s} {v}" for s, v in sorted(low.items())) or "no recovery score"
+            state._raise(
+                "discharge_criteria_unmet", "discharge_criteria_unmet", "warning",
+                f"discharged with {found} (needs Aldrete and PADSS >= {RECOVERY_THRESHOLD})",
+                fact.event_id,
+            )  # fmt: skip
+
+
+# --- the clock ---------------------------------------------------------------------------------
+
+
+def due(state: ProcedureState, now: datetime, vitals_interval: timedelta) -> list[Alert]:
+    """Alerts that time alone raises: vitals overdue while the patient is sedated."""
+    out: list[Alert] = []
+    if state.sedated and state.sedated_at is not None:
+        since = max(filter(None, (state.sedated_at, state.last_vitals_at)))
+        if now - since > vitals_interval:
+            minutes = (now - since).total_seconds() / 60
+            out.append(Alert(
+                f"vitals_overdue:{since.isoformat()}", "vitals_overdue", "warning",
+                f"no vitals for {minutes:.0f} min while sedated "
+                f"(interval {vitals_interval.total_seconds() / 60:g} min)", (),
+            ))  # fmt: skip
+    return out
