@@ -31,6 +31,8 @@ class Settings:
     publish_timeout_s: float = 5.0
     log_format: str = field(default="auto")
     log_origin: str = "proctrail/audit"
+    vitals_interval_min: float = 5.0  # local policy: 5 or 15 minutes between vitals when sedated
+    clock_tick_s: float = 15.0  # how often harvest/implant check the clock-driven alerts
 
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None) -> Settings:
@@ -56,6 +58,8 @@ class Settings:
             publish_timeout_s=float(e.get("PROCTRAIL_PUBLISH_TIMEOUT_S", "5")),
             log_format=e.get("PROCTRAIL_LOG_FORMAT", "auto"),
             log_origin=e.get("PROCTRAIL_LOG_ORIGIN", "proctrail/audit"),
+            vitals_interval_min=float(e.get("PROCTRAIL_VITALS_INTERVAL_MIN", "5")),
+            clock_tick_s=float(e.get("PROCTRAIL_CLOCK_TICK_S", "15")),
         )
 
     def service_dir(self, service: str) -> Path:

@@ -16,40 +16,70 @@ import structlog
 
 from shared.bus import Bus, BusError, Delivery, Settle
 from shared.bus.topology import AUDIT
-from shared.events import InvalidEvent, decode_event, utcnow
+from shared.clinical.recorder import Raised, Recorder
+from shared.events import Envelope, InvalidEvent, decode_event, utcnow
 from shared.events.record import AuditRecord, accepted, rejected
 
 log = structlog.get_logger("shared.phase")
 
 
 class PhaseService:
-    def __init__(self, service: str, phases: Sequence[str], bus: Bus, confirm_timeout_s: float):
+    def __init__(
+        self,
+        service: str,
+        phases: Sequence[str],
+        bus: Bus,
+        confirm_timeout_s: float,
+        recorder: Recorder | None = None,
+    ):
         self.service = service
         self.phases = tuple(phases)
         self.bus = bus
         self.confirm_timeout_s = confirm_timeout_s
+        self.recorder = recorder  # the clinical rules; None: stamp and forward only
 
     def handle(self, batch: Sequence[Delivery]) -> list[Settle]:
         settles = [Settle.DEAD] * len(batch)
-        in_flight: list[tuple[int, AuditRecord, Future[None]]] = []
+        in_flight: list[tuple[int, list[tuple[AuditRecord, Future[None]]], Raised | None]] = []
         for i, delivery in enumerate(batch):
-            record = self._stamp(delivery)
-            if record is None:
+            stamped = self._stamp(delivery)
+            if stamped is None:
                 continue
+            record, envelope = stamped
+            raised = None
+            if self.recorder is not None and envelope is not None:
+                raised = self.recorder.record(envelope)  # durable before the ack below
+            records = [record, *(raised.records if raised else [])]
             try:
-                future = self.bus.publish(
-                    AUDIT,
-                    str(record.event.get("type", "unknown")),
-                    record.to_bytes(),
-                    message_id=record.event_id,
-                )
+                futures = [(r, self._publish(r)) for r in records]
             except BusError as exc:
                 log.warning("could not forward to audit; will retry", error=str(exc))
                 return [Settle.RETRY] * len(batch)
-            in_flight.append((i, record, future))
-        for i, record, future in in_flight:
-            settles[i] = self._await_confirm(record, future)
+            in_flight.append((i, futures, raised))
+        for i, futures, raised in in_flight:
+            outcomes = [self._await_confirm(r, f) for r, f in futures]
+            settles[i] = Settle.ACK if all(o is Settle.ACK for o in outcomes) else Settle.RETRY
+            if raised is not None and settles[i] is Settle.ACK:
+                assert self.recorder is not None
+                self.recorder.confirmed(raised)
         return settles
+
+    def tick(self) -> None:
+        """Publish the alerts the clock brings (called by the clinical Ticker)."""
+        if self.recorder is None:
+            return
+        for raised in self.recorder.tick():
+            futures = [(r, self._publish(r)) for r in raised.records]
+            if all(self._await_confirm(r, f) is Settle.ACK for r, f in futures):
+                self.recorder.confirmed(raised)  # else the next tick raises them again
+
+    def _publish(self, record: AuditRecord) -> Future[None]:
+        return self.bus.publish(
+            AUDIT,
+            str(record.event.get("type", "unknown")),
+            record.to_bytes(),
+            message_id=record.event_id,
+        )
 
     def _await_confirm(self, record: AuditRecord, future: Future[None]) -> Settle:
         try:
@@ -68,7 +98,8 @@ class PhaseService:
         )
         return Settle.ACK
 
-    def _stamp(self, delivery: Delivery) -> AuditRecord | None:
+    def _stamp(self, delivery: Delivery) -> tuple[AuditRecord, Envelope | None] | None:
+        """The audit record of a delivery, with its event when accepted; None: dead-letter."""
         now = utcnow()
         phase = delivery.routing_key.split(".", 1)[0]
         try:
@@ -77,9 +108,9 @@ class PhaseService:
             return self._reject(delivery, f"invalid event: {exc}")
         if phase not in self.phases:
             return self._reject(delivery, f"{self.service} does not handle phase {phase!r}")
-        return accepted(envelope, self.service, now)
+        return accepted(envelope, self.service, now), envelope
 
-    def _reject(self, delivery: Delivery, reason: str) -> AuditRecord | None:
+    def _reject(self, delivery: Delivery, reason: str) -> tuple[AuditRecord, None] | None:
         try:
             raw: Any = orjson.loads(delivery.body)
             record = rejected(raw if isinstance(raw, dict) else {}, reason, self.service, utcnow())
@@ -96,4 +127,4 @@ class PhaseService:
             procedure_id=record.event.get("procedure_id"),
             reason=reason,
         )
-        return record
+        return record, None

@@ -1,20 +1,37 @@
-"""`python -m services.implant`: implant-phase and lab events; stamps and forwards each to audit."""
+"""`python -m services.implant`: implant-phase and lab events.
+
+The clinical rules keep each procedure's state and raise alerts; every event, and every
+alert, is stamped and forwarded to audit.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from shared.bus.topology import Q_IMPLANT
+from shared.clinical.clock import SystemClock
+from shared.clinical.recorder import Recorder, Ticker
+from shared.clinical.store import open_store
 from shared.phase import PhaseService
 from shared.runtime import boot, make_bus, wait_for_stop
 
 
 def main() -> None:
     settings = boot("implant")
+    store = open_store(settings.service_dir("implant") / "clinical.sqlite3")
+    recorder = Recorder(
+        "implant", store, SystemClock(), timedelta(minutes=settings.vitals_interval_min)
+    )
     bus = make_bus(settings, "implant")
-    service = PhaseService("implant", ("implant", "lab"), bus, settings.publish_timeout_s)
+    service = PhaseService("implant", ("implant", "lab"), bus, settings.publish_timeout_s, recorder)
     bus.subscribe(Q_IMPLANT, service.handle)
     bus.start()
+    ticker = Ticker(service.tick, settings.clock_tick_s)
+    ticker.start()
     wait_for_stop()
+    ticker.stop()
     bus.close()
+    store.close()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,142 @@
+"""The clinical rules inside a phase service: each accepted event is kept as a fact, the
+procedure's state is folded again, and every alert not raised before becomes an
+`alert.raised` record for the audit. A clock thread raises the alerts time alone brings.
+
+The caller publishes the records and, once the broker has confirmed them, calls `confirmed`;
+only then are the alerts marked raised. A crash in between raises them again with the same
+event ids, and the ledger keeps one entry per event id.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+
+from shared.clinical.clock import Clock
+from shared.clinical.rules import Alert, Fact, ProcedureState, due, fold
+from shared.clinical.store import ClinicalStore
+from shared.events import Envelope, parse_event
+from shared.events.record import AuditRecord, accepted
+
+log = structlog.get_logger("shared.clinical")
+
+ALERT_NAMESPACE = uuid.UUID("1c1b2f0e-52f4-4d8e-9a0c-7d4a1f3b6e21")
+NOT_FACTS = frozenset({"alert.raised", "record.signed"})  # kept in the ledger, not in state
+
+
+@dataclass(frozen=True)
+class Raised:
+    """Alert records to publish for one procedure, and what to mark once they are confirmed."""
+
+    procedure_id: str
+    records: list[AuditRecord]
+    keys: list[tuple[str, str]]  # (alert key, alert event_id)
+
+
+class Recorder:
+    def __init__(
+        self,
+        service: str,
+        store: ClinicalStore,
+        clock: Clock,
+        vitals_interval: timedelta = timedelta(minutes=5),
+    ) -> None:
+        self.service = service
+        self.store = store
+        self.clock = clock
+        self.vitals_interval = vitals_interval
+
+    def record(self, envelope: Envelope) -> Raised | None:
+        """Keep the event as a fact of its procedure; the alerts it newly raises."""
+        if envelope.procedure_id is None or envelope.type in NOT_FACTS:
+            return None
+        procedure_id = str(envelope.procedure_id)
+        fact = Fact(
+            event_id=str(envelope.event_id),
+            type=envelope.type,
+            occurred_at=envelope.occurred_at,
+            actor_id=envelope.actor.id,
+            payload=envelope.payload,
+            seq=0,  # the store's arrival order replaces it
+        )
+        self.store.add(procedure_id, fact)
+        state = fold(procedure_id, self.store.facts(procedure_id))
+        self.store.watch(procedure_id, state.sedated)
+        return self._new(state, state.alerts)
+
+    def tick(self) -> list[Raised]:
+        """Alerts the clock brings (vitals overdue) for every procedure it watches."""
+        out = []
+        now = self.clock.now()
+        for procedure_id in self.store.watched():
+            state = fold(procedure_id, self.store.facts(procedure_id))
+            if not state.sedated:
+                self.store.watch(procedure_id, False)
+                continue
+            raised = self._new(state, due(state, now, self.vitals_interval))
+            if raised is not None:
+                out.append(raised)
+        return out
+
+    def confirmed(self, raised: Raised) -> None:
+        self.store.mark_raised(raised.procedure_id, raised.keys, self.clock.now().isoformat())
+
+    def _new(self, state: ProcedureState, alerts: list[Alert]) -> Raised | None:
+        known = self.store.raised(state.procedure_id)
+        fresh = [a for a in alerts if a.key not in known]
+        if not fresh:
+            return None
+        now = self.clock.now()
+        records, keys = [], []
+        for alert in fresh:
+            alert_id = str(uuid.uuid5(ALERT_NAMESPACE, f"{state.procedure_id}:{alert.key}"))
+            envelope = parse_event({
+                "event_id": alert_id,
+                "type": "alert.raised",
+                "schema": 1,
+                "procedure_id": state.procedure_id,
+                "occurred_at": now,
+                "recorded_at": now,
+                "actor": {"id": self.service, "role": "service"},
+                "source": {"kind": "service", "id": self.service},
+                "payload": {
+                    "code": alert.code,
+                    "severity": alert.severity,
+                    "message": alert.message,
+                    "event_ids": list(alert.event_ids),
+                },
+            })  # fmt: skip
+            records.append(accepted(envelope, self.service, now))
+            keys.append((alert.key, alert_id))
+            log.warning("alert raised", procedure_id=state.procedure_id, code=alert.code,
+                        severity=alert.severity, message=alert.message,
+                        event_id=alert_id)  # fmt: skip
+        return Raised(state.procedure_id, records, keys)
+
+
+class Ticker:
+    """Calls `tick` every `every_s` seconds on its own thread until stopped."""
+
+    def __init__(self, tick: Callable[[], None], every_s: float) -> None:
+        self._tick, self.every_s = tick, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="clinical-clock", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                self._tick()
+            except Exception:  # the clock must keep ticking: it logs and tries again
+                log.exception("clinical clock tick failed; trying again next tick")
