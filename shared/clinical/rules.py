@@ -102,8 +102,11 @@ class ProcedureState:
             self.alerts.append(Alert(key, code, severity, message, ids))
 
 
+_UNIT_ALIASES = {"ug": "mcg", "µg": "mcg", "ml": "mL", "units": "U"}
+
+
 def _drug_key(drug: str, unit: str) -> str:
-    return f"{drug.strip().lower()}|{unit}"
+    return f"{drug.strip().lower()}|{_UNIT_ALIASES.get(unit, unit)}"
 
 
 # --- corrections -----------------------------------------------------------------------------
@@ -270,7 +273,10 @@ def _apply(state: ProcedureState, fact: Fact) -> None:
         state.asa_class = p.get("asa_class", state.asa_class)
     elif kind == "sedation.drug_administered":
         key = _drug_key(str(p.get("drug", "")), str(p.get("unit", "")))
-        total = state.drugs.setdefault(key, DrugTotal(str(p.get("drug", "")), str(p.get("unit"))))
+        unit = str(p.get("unit", ""))
+        total = state.drugs.setdefault(
+            key, DrugTotal(str(p.get("drug", "")), _UNIT_ALIASES.get(unit, unit))
+        )
         total.total += float(p.get("dose") or 0)
         total.doses += 1
         if state.sedated_at is None:

@@ -57,3 +57,10 @@ class Target(Model):
     level: Level | None = None
     side: Literal["left", "right", "bilateral", "midline"] | None = None
     name: Text | None = None
+
+
+# Units a dose may be given in. Aliases clinics use are accepted as written; the rules count
+# them as one (mcg = ug = µg, ml = mL, units = U): see shared.clinical.rules.
+DoseUnit = Literal[
+    "mg", "mcg", "ug", "µg", "ng", "g", "mL", "ml", "L", "IU", "U", "units", "mmol", "mEq"
+]

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
 from shared.events._types import (
     Count,
+    DoseUnit,
     Identifier,
     Level,
     Model,
@@ -63,7 +64,7 @@ class SedationAssessed(Model):
 class SedationDrugAdministered(Model):
     drug: Text
     dose: Positive
-    unit: Identifier
+    unit: DoseUnit
     route: Identifier
     given_by: Identifier
 

@@ -218,6 +218,52 @@ async def test_a_dose_in_words_is_a_422_problem_naming_payload_dose(
     assert published_with_id(bus, raw["event_id"]) == []
 
 
+def _set(path: str, value: object) -> Callable[[dict[str, Any]], None]:
+    def change(payload: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = payload
+        for part in parents:
+            node = node[part]
+        node[last] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("event_type", "change", "field"),
+    [
+        ("implant.needle_placed", _set("target.level", "L9-L10"), "payload.target.level"),
+        ("adverse_event.reported", _set("grade", 6), "payload.grade"),
+        ("implant.injected", _set("volume_ml", -1.5), "payload.volume_ml"),
+        ("sedation.drug_administered", _set("unit", "furlongs"), "payload.unit"),
+        ("product.lot_released", _set("viability_pct", 101), "payload.viability_pct"),
+    ],
+    ids=["level L9-L10", "grade 6", "negative volume", "unknown unit", "viability over 100 %"],
+)
+async def test_bad_clinical_input_is_a_422_naming_the_field(
+    bedside_client: httpx.AsyncClient,
+    bus: InMemoryBus,
+    bearer: Bearer,
+    new_event: NewEvent,
+    event_type: str,
+    change: Callable[[dict[str, Any]], None],
+    field: str,
+) -> None:
+    procedure_id = await schedule(bedside_client, bearer)
+    raw = new_event(event_type)
+    if "procedure_id" in raw:
+        raw["procedure_id"] = procedure_id
+    change(raw["payload"])
+    role = "lab" if event_type == "product.lot_released" else "nurse"
+
+    response = await bedside_client.post("/v1/events", json=raw, headers=bearer(role))
+
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert problem_fields(response) == [field]
+    assert published_with_id(bus, raw["event_id"]) == []
+
+
 async def test_a_body_that_is_not_json_is_a_422_naming_body(
     bedside_client: httpx.AsyncClient, bearer: Bearer
 ) -> None:
