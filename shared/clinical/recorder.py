@@ -18,7 +18,7 @@ from datetime import timedelta
 import structlog
 
 from shared.clinical.clock import Clock
-from shared.clinical.rules import Alert, Fact, ProcedureState, due, fold
+from shared.clinical.rules import Alert, Fact, Lot, ProcedureState, due, fold
 from shared.clinical.store import ClinicalStore
 from shared.events import Envelope, parse_event
 from shared.events.record import AuditRecord, accepted
@@ -53,6 +53,12 @@ class Recorder:
 
     def record(self, envelope: Envelope) -> Raised | None:
         """Keep the event as a fact of its procedure; the alerts it newly raises."""
+        if envelope.type == "product.lot_released":
+            self.store.add_lot(Lot(
+                str(envelope.payload["lot_id"]), envelope.occurred_at, str(envelope.event_id),
+                envelope.payload,
+            ))  # fmt: skip
+            return None
         if envelope.procedure_id is None or envelope.type in NOT_FACTS:
             return None
         procedure_id = str(envelope.procedure_id)
@@ -65,7 +71,7 @@ class Recorder:
             seq=0,  # the store's arrival order replaces it
         )
         self.store.add(procedure_id, fact)
-        state = fold(procedure_id, self.store.facts(procedure_id))
+        state = self.state(procedure_id)
         self.store.watch(procedure_id, state.sedated)
         return self._new(state, state.alerts)
 
@@ -74,7 +80,7 @@ class Recorder:
         out = []
         now = self.clock.now()
         for procedure_id in self.store.watched():
-            state = fold(procedure_id, self.store.facts(procedure_id))
+            state = self.state(procedure_id)
             if not state.sedated:
                 self.store.watch(procedure_id, False)
                 continue
@@ -82,6 +88,10 @@ class Recorder:
             if raised is not None:
                 out.append(raised)
         return out
+
+    def state(self, procedure_id: str) -> ProcedureState:
+        """The procedure's state, folded from what the store holds."""
+        return fold(procedure_id, self.store.facts(procedure_id), self.store.lots())
 
     def confirmed(self, raised: Raised) -> None:
         self.store.mark_raised(raised.procedure_id, raised.keys, self.clock.now().isoformat())

@@ -16,6 +16,7 @@ recomputation) is recognised by the caller and never duplicated.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -57,6 +58,16 @@ class Alert:
     event_ids: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Lot:
+    """A released product lot (product.lot_released), as the implant rules check it."""
+
+    lot_id: str
+    released_at: datetime
+    event_id: str
+    payload: Mapping[str, Any]
+
+
 @dataclass
 class DrugTotal:
     drug: str
@@ -84,6 +95,8 @@ class ProcedureState:
     recovery: dict[str, int] = field(default_factory=dict)
     discharged_at: datetime | None = None
     corrected: dict[str, str] = field(default_factory=dict)  # event_id -> correcting event_id
+    verified: dict[str, bool] = field(default_factory=dict)  # lot_id -> clean verification?
+    injected_cells: dict[str, float] = field(default_factory=dict)  # lot_id -> cells so far
     alerts: list[Alert] = field(default_factory=list)
 
     def per_kg(self, drug: str, unit: str) -> float | None:
@@ -188,14 +201,91 @@ def _set(payload: dict[str, Any], path: list[str], value: Any) -> None:
 # --- the fold --------------------------------------------------------------------------------
 
 
-def fold(procedure_id: str, events: Iterable[Fact]) -> ProcedureState:
-    """The procedure's state and the alerts its facts raise, from all its events."""
+def fold(
+    procedure_id: str, events: Iterable[Fact], lots: Mapping[str, Lot] | None = None
+) -> ProcedureState:
+    """The procedure's state and the alerts its facts raise, from all its events (and the
+    released lots it may use)."""
     facts, correction_alerts, corrected = apply_corrections(events)
     state = ProcedureState(procedure_id, corrected=corrected)
     state.alerts.extend(correction_alerts)
     for fact in sorted(facts, key=lambda f: (f.occurred_at, f.seq)):
         _apply(state, fact)
+        if fact.type in ("implant.product_verified", "implant.injected"):
+            _chain_of_identity(state, fact, lots or {})
     return state
+
+
+# --- chain of identity -----------------------------------------------------------------------
+
+VIABILITY_MIN_PCT = 70.0
+_QC_FAILED = re.compile(
+    r"\b(positive|fail(ed|s|ure)?|contaminat\w*|out of spec\w*|oos|exceed\w*)\b"
+    r"|(?<!not )\bdetected\b",
+    re.IGNORECASE,
+)
+
+
+def qc_failures(lot: Mapping[str, Any]) -> list[str]:
+    """Why a lot's QC did not pass; empty when it did."""
+    out = []
+    for test in ("sterility", "endotoxin", "mycoplasma"):
+        result = str(lot.get(test, "")).strip()
+        if not result or _QC_FAILED.search(result):
+            out.append(f"{test} {result or 'not reported'}")
+    viability = lot.get("viability_pct")
+    if not isinstance(viability, (int, float)) or viability < VIABILITY_MIN_PCT:
+        out.append(f"viability {viability} % (< {VIABILITY_MIN_PCT:g} %)")
+    return out
+
+
+def _chain_of_identity(state: ProcedureState, fact: Fact, lots: Mapping[str, Lot]) -> None:
+    p = fact.payload
+    lot_id = str(p.get("lot_id"))
+    lot = lots.get(lot_id)
+    if lot is not None and lot.released_at > fact.occurred_at:
+        lot = None  # released only after this fact: at the time it was not
+    if fact.type == "implant.injected":
+        if not state.verified.get(lot_id):
+            state._raise(
+                f"coi_injected:{fact.event_id}", "chain_of_identity_mismatch", "critical",
+                f"lot {lot_id} injected without a clean product verification", fact.event_id,
+            )  # fmt: skip
+        cells = state.injected_cells.get(lot_id, 0.0) + float(p.get("cell_count") or 0)
+        state.injected_cells[lot_id] = cells
+        if lot is not None and cells > float(lot.payload.get("cell_count") or 0):
+            state._raise(
+                f"cells:{fact.event_id}", "cell_count_exceeds_lot", "warning",
+                f"{cells:.3g} cells injected from lot {lot_id}, which released "
+                f"{float(lot.payload.get('cell_count') or 0):.3g}", fact.event_id,
+            )  # fmt: skip
+        return
+    reasons = []
+    verifiers = [str(v).strip().lower() for v in p.get("verifier_ids", [])]
+    if len(verifiers) < 2:
+        reasons.append("only one verifier")
+    elif len(set(verifiers)) < 2:
+        reasons.append("the same person verified twice")
+    if lot is None:
+        reasons.append(f"lot {lot_id} is not released")
+    else:
+        expires = lot.payload.get("expires_at")
+        if not isinstance(expires, str) or datetime.fromisoformat(expires) <= fact.occurred_at:
+            reasons.append(f"lot {lot_id} expired ({expires})")
+        reasons += [f"QC not passed: {why}" for why in qc_failures(lot.payload)]
+        patient = lot.payload.get("patient")
+        owner = patient.get("id") if isinstance(patient, Mapping) else None
+        if state.patient_id is not None and owner != state.patient_id:
+            reasons.append(f"lot {lot_id} was made for another patient")
+    scanned = p.get("patient_id_scanned")
+    if state.patient_id is not None and scanned != state.patient_id:
+        reasons.append(f"the wristband scanned ({scanned}) is not this procedure's patient")
+    state.verified[lot_id] = not reasons
+    if reasons:
+        state._raise(
+            f"coi:{fact.event_id}", "chain_of_identity_mismatch", "critical",
+            "implant unverified: " + "; ".join(reasons), fact.event_id,
+        )  # fmt: skip
 
 
 def _advance(state: ProcedureState, fact: Fact, stage: str) -> None:

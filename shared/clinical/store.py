@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 
 from shared import sqlite
-from shared.clinical.rules import Fact
+from shared.clinical.rules import Fact, Lot
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS facts (
@@ -35,6 +35,12 @@ CREATE TABLE IF NOT EXISTS raised (
     alert_id     TEXT NOT NULL,
     raised_at    TEXT NOT NULL,
     PRIMARY KEY (procedure_id, key)
+);
+CREATE TABLE IF NOT EXISTS lots (
+    lot_id      TEXT PRIMARY KEY,  -- the first release of a lot id is the one that counts
+    event_id    TEXT NOT NULL,
+    released_at TEXT NOT NULL,
+    payload     BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS watched (
     procedure_id TEXT PRIMARY KEY  -- sedated and not yet discharged: the clock checks it
@@ -85,6 +91,24 @@ class ClinicalStore:
                 "INSERT OR IGNORE INTO raised VALUES (?, ?, ?, ?)",
                 [(procedure_id, key, alert_id, at) for key, alert_id in alerts],
             )
+
+    def add_lot(self, lot: Lot) -> bool:
+        with self._lock:
+            cur = self._conn.execute(
+                "INSERT OR IGNORE INTO lots VALUES (?, ?, ?, ?)",
+                (lot.lot_id, lot.event_id, lot.released_at.isoformat(),
+                 orjson.dumps(dict(lot.payload))),
+            )  # fmt: skip
+            return cur.rowcount == 1
+
+    def lots(self) -> dict[str, Lot]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT lot_id, released_at, event_id, payload FROM lots"
+            ).fetchall()
+        return {
+            r[0]: Lot(r[0], datetime.fromisoformat(r[1]), r[2], orjson.loads(r[3])) for r in rows
+        }
 
     def watch(self, procedure_id: str, on: bool) -> None:
         with self._lock:

@@ -270,14 +270,18 @@ def test_an_event_id_that_is_not_a_uuid_is_refused_naming_event_id(new_event: Ne
     assert fields_of(refusal(new_event(event_id="42"))) == ["event_id"]
 
 
-def test_a_product_check_by_only_one_verifier_is_refused(
+def test_a_product_check_by_one_verifier_is_a_clinical_fact_but_none_or_three_is_bad_input(
     new_event: NewEvent, example: Callable[[str], dict[str, Any]]
 ) -> None:
-    payload = example("implant.product_verified") | {"verifier_ids": ["rn-lee"]}
-
-    error = refusal(new_event("implant.product_verified", payload))
-
-    assert fields_of(error) == ["payload.verifier_ids"]
+    # One verifier is recorded, and the implant rules raise chain_of_identity_mismatch for it.
+    one = example("implant.product_verified") | {"verifier_ids": ["rn-lee"]}
+    assert parse_event(new_event("implant.product_verified", one)).payload["verifier_ids"] == [
+        "rn-lee"
+    ]
+    for verifiers in ([], ["rn-lee", "dr-khan", "rn-park"]):
+        payload = example("implant.product_verified") | {"verifier_ids": verifiers}
+        error = refusal(new_event("implant.product_verified", payload))
+        assert fields_of(error) == ["payload.verifier_ids"]
 
 
 def test_a_bus_body_that_is_not_json_is_refused_naming_body() -> None:
