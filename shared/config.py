@@ -33,6 +33,7 @@ class Settings:
     log_origin: str = "proctrail/audit"
     vitals_interval_min: float = 5.0  # local policy: 5 or 15 minutes between vitals when sedated
     clock_tick_s: float = 15.0  # how often harvest/implant check the clock-driven alerts
+    needle_window_min: float = 10.0  # confirming images must come this near a needle placement
 
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None) -> Settings:
@@ -60,6 +61,7 @@ class Settings:
             log_origin=e.get("PROCTRAIL_LOG_ORIGIN", "proctrail/audit"),
             vitals_interval_min=float(e.get("PROCTRAIL_VITALS_INTERVAL_MIN", "5")),
             clock_tick_s=float(e.get("PROCTRAIL_CLOCK_TICK_S", "15")),
+            needle_window_min=float(e.get("PROCTRAIL_NEEDLE_WINDOW_MIN", "10")),
         )
 
     def service_dir(self, service: str) -> Path:

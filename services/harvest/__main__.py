@@ -11,6 +11,7 @@ from datetime import timedelta
 from shared.bus.topology import Q_HARVEST
 from shared.clinical.clock import SystemClock
 from shared.clinical.recorder import Recorder, Ticker
+from shared.clinical.rules import Policy
 from shared.clinical.store import open_store
 from shared.phase import PhaseService
 from shared.runtime import boot, make_bus, wait_for_stop
@@ -19,9 +20,11 @@ from shared.runtime import boot, make_bus, wait_for_stop
 def main() -> None:
     settings = boot("harvest")
     store = open_store(settings.service_dir("harvest") / "clinical.sqlite3")
-    recorder = Recorder(
-        "harvest", store, SystemClock(), timedelta(minutes=settings.vitals_interval_min)
+    policy = Policy(
+        vitals_interval=timedelta(minutes=settings.vitals_interval_min),
+        needle_window=timedelta(minutes=settings.needle_window_min),
     )
+    recorder = Recorder("harvest", store, SystemClock(), policy)
     bus = make_bus(settings, "harvest")
     service = PhaseService("harvest", ("harvest",), bus, settings.publish_timeout_s, recorder)
     bus.subscribe(Q_HARVEST, service.handle)

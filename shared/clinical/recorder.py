@@ -13,12 +13,11 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
 import structlog
 
 from shared.clinical.clock import Clock
-from shared.clinical.rules import Alert, Fact, Lot, ProcedureState, due, fold
+from shared.clinical.rules import Alert, Fact, Lot, Policy, ProcedureState, due, fold
 from shared.clinical.store import ClinicalStore
 from shared.events import Envelope, parse_event
 from shared.events.record import AuditRecord, accepted
@@ -40,16 +39,12 @@ class Raised:
 
 class Recorder:
     def __init__(
-        self,
-        service: str,
-        store: ClinicalStore,
-        clock: Clock,
-        vitals_interval: timedelta = timedelta(minutes=5),
+        self, service: str, store: ClinicalStore, clock: Clock, policy: Policy | None = None
     ) -> None:
         self.service = service
         self.store = store
         self.clock = clock
-        self.vitals_interval = vitals_interval
+        self.policy = policy or Policy()
 
     def record(self, envelope: Envelope) -> Raised | None:
         """Keep the event as a fact of its procedure; the alerts it newly raises."""
@@ -72,7 +67,7 @@ class Recorder:
         )
         self.store.add(procedure_id, fact)
         state = self.state(procedure_id)
-        self.store.watch(procedure_id, state.sedated)
+        self.store.watch(procedure_id, state.needs_clock(self.policy))
         return self._new(state, state.alerts)
 
     def tick(self) -> list[Raised]:
@@ -81,10 +76,10 @@ class Recorder:
         now = self.clock.now()
         for procedure_id in self.store.watched():
             state = self.state(procedure_id)
-            if not state.sedated:
+            if not state.needs_clock(self.policy):
                 self.store.watch(procedure_id, False)
                 continue
-            raised = self._new(state, due(state, now, self.vitals_interval))
+            raised = self._new(state, due(state, now, self.policy))
             if raised is not None:
                 out.append(raised)
         return out

@@ -68,6 +68,30 @@ class Lot:
     payload: Mapping[str, Any]
 
 
+@dataclass(frozen=True)
+class Policy:
+    """Local policy the clock-driven rules follow (configurable per clinic)."""
+
+    vitals_interval: timedelta = timedelta(minutes=5)
+    needle_window: timedelta = timedelta(minutes=10)  # confirming images this near a placement
+
+
+@dataclass(frozen=True)
+class Capture:
+    event_id: str
+    sop_instance_uid: str
+    modality: str
+    angle: float | None  # positioner primary angle: ~0 AP, ~90 lateral
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Needle:
+    event_id: str
+    at: datetime
+    level: str
+
+
 @dataclass
 class DrugTotal:
     drug: str
@@ -97,6 +121,8 @@ class ProcedureState:
     corrected: dict[str, str] = field(default_factory=dict)  # event_id -> correcting event_id
     verified: dict[str, bool] = field(default_factory=dict)  # lot_id -> clean verification?
     injected_cells: dict[str, float] = field(default_factory=dict)  # lot_id -> cells so far
+    captures: list[Capture] = field(default_factory=list)
+    needles: list[Needle] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
 
     def per_kg(self, drug: str, unit: str) -> float | None:
@@ -109,6 +135,14 @@ class ProcedureState:
     @property
     def sedated(self) -> bool:
         return self.sedated_at is not None and self.discharged_at is None
+
+    def confirmed(self, needle: Needle, window: timedelta) -> bool:
+        return needle_confirmed(needle, self.captures, window)
+
+    def needs_clock(self, policy: Policy) -> bool:
+        """Whether time alone may still raise an alert for this procedure."""
+        pending = any(not self.confirmed(n, policy.needle_window) for n in self.needles)
+        return self.sedated or pending
 
     def _raise(self, key: str, code: str, severity: Severity, message: str, *ids: str) -> None:
         if all(a.key != key for a in self.alerts):
@@ -346,6 +380,10 @@ def _apply(state: ProcedureState, fact: Fact) -> None:
                 f"time-out without confirming: {', '.join(unconfirmed)}", fact.event_id,
             )  # fmt: skip
     elif kind in INTERVENTIONS:
+        if kind == "implant.needle_placed":
+            target = p.get("target")
+            level = target.get("level") if isinstance(target, Mapping) else None
+            state.needles.append(Needle(fact.event_id, fact.occurred_at, str(level or "target")))
         if not state.timed_out:
             state._raise(
                 f"before_time_out:{fact.event_id}", "intervention_before_time_out", "critical",
@@ -358,6 +396,14 @@ def _apply(state: ProcedureState, fact: Fact) -> None:
             )  # fmt: skip
     elif kind == "procedure.closed":
         _advance(state, fact, "closed")
+    elif kind == "imaging.capture_received":
+        angle = p.get("positioner_primary_angle_deg")
+        acquired = p.get("acquired_at")
+        state.captures.append(Capture(
+            fact.event_id, str(p.get("sop_instance_uid")), str(p.get("modality", "")),
+            float(angle) if isinstance(angle, (int, float)) else None,
+            datetime.fromisoformat(acquired) if isinstance(acquired, str) else fact.occurred_at,
+        ))  # fmt: skip
     elif kind == "sedation.assessed":
         state.weight_kg = float(p["weight_kg"]) if p.get("weight_kg") else state.weight_kg
         state.asa_class = p.get("asa_class", state.asa_class)
@@ -396,9 +442,27 @@ def _apply(state: ProcedureState, fact: Fact) -> None:
 # --- the clock ---------------------------------------------------------------------------------
 
 
-def due(state: ProcedureState, now: datetime, vitals_interval: timedelta) -> list[Alert]:
-    """Alerts that time alone raises: vitals overdue while the patient is sedated."""
+_CROSS_SECTIONAL = frozenset({"CT", "US"})  # one image shows where the needle is
+
+
+def needle_confirmed(needle: Needle, captures: Iterable[Capture], window: timedelta) -> bool:
+    """Confirmed by this procedure's captures within the window: one CT or ultrasound image,
+    or a fluoroscopic AP (primary angle within 30 degrees of 0) and lateral (60 to 120) pair.
+    Fluoroscopy that reports no angle counts as a pair when there are two such images."""
+    near = [c for c in captures if abs(c.at - needle.at) <= window]
+    if any(c.modality in _CROSS_SECTIONAL for c in near):
+        return True
+    angles = [abs(c.angle) for c in near if c.angle is not None]
+    if any(a <= 30 for a in angles) and any(60 <= a <= 120 for a in angles):
+        return True
+    return len({c.sop_instance_uid for c in near if c.angle is None}) >= 2
+
+
+def due(state: ProcedureState, now: datetime, policy: Policy) -> list[Alert]:
+    """Alerts that time alone raises: vitals overdue while the patient is sedated, and a needle
+    placement no capture confirmed within the window."""
     out: list[Alert] = []
+    vitals_interval = policy.vitals_interval
     if state.sedated and state.sedated_at is not None:
         since = max(filter(None, (state.sedated_at, state.last_vitals_at)))
         if now - since > vitals_interval:
@@ -407,5 +471,13 @@ def due(state: ProcedureState, now: datetime, vitals_interval: timedelta) -> lis
                 f"vitals_overdue:{since.isoformat()}", "vitals_overdue", "warning",
                 f"no vitals for {minutes:.0f} min while sedated "
                 f"(interval {vitals_interval.total_seconds() / 60:g} min)", (),
+            ))  # fmt: skip
+    window = policy.needle_window
+    for needle in state.needles:
+        if now > needle.at + window and not state.confirmed(needle, window):
+            out.append(Alert(
+                f"needle_unconfirmed:{needle.event_id}", "needle_unconfirmed", "warning",
+                f"needle at {needle.level} has no confirming image (AP and lateral, or CT/US) "
+                f"within {window.total_seconds() / 60:g} min", (needle.event_id,),
             ))  # fmt: skip
     return out

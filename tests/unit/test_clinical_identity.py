@@ -6,88 +6,47 @@ in-memory bus, as bedside and the lab post the events."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from shared.bus import InMemoryBus
-from shared.bus.topology import EVENTS, Q_AUDIT, Q_IMPLANT
 from shared.clinical.clock import FakeClock
-from shared.clinical.recorder import Recorder
-from shared.clinical.store import ClinicalStore
-from shared.events import parse_event
-from shared.events.record import decode_record
-from shared.phase import PhaseService
-
-T0 = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
-NewEvent = Callable[..., dict[str, Any]]
-Example = Callable[[str], dict[str, Any]]
+from tests.unit.clinical_harness import (
+    T0,
+    Example,
+    Implant,
+    NewEvent,
+    Procedure,
+    at,
+    start_implant,
+)
 
 
 @pytest.fixture
-def implant(bus: InMemoryBus, tmp_path: Path) -> Recorder:
-    recorder = Recorder("implant", ClinicalStore(tmp_path / "c.sqlite3"), FakeClock(T0))
-    service = PhaseService("implant", ("implant", "lab"), bus, 5.0, recorder)
-    bus.subscribe(Q_IMPLANT, service.handle)
-    return recorder
+def clock() -> FakeClock:
+    return FakeClock(T0)
 
 
-def at(minute: float) -> str:
-    return (T0 + timedelta(minutes=minute)).isoformat()
-
-
-class Procedure:
-    """An implant procedure for patient MRN-0042, posted event by event."""
-
-    def __init__(self, bus: InMemoryBus, new_event: NewEvent, example: Example) -> None:
-        self.bus, self.new_event, self.example = bus, new_event, example
-        self.id = str(uuid.uuid4())
-        self.post("procedure.scheduled", {"phase": "implant", "patient": {"id": "MRN-0042"},
-                                          "room": "OR-2"}, minute=-120)  # fmt: skip
-
-    def post(self, kind: str, payload: dict[str, Any], minute: float, **kw: Any) -> dict[str, Any]:
-        raw = self.new_event(kind, payload, occurred_at=at(minute), **kw)
-        if kind != "product.lot_released":
-            raw["procedure_id"] = self.id
-        envelope = parse_event(raw)
-        phase = "lab" if kind == "product.lot_released" else "implant"
-        self.bus.publish(EVENTS, f"{phase}.{kind}", envelope.to_bytes(),
-                         message_id=str(envelope.event_id)).result(0)  # fmt: skip
-        self.bus.drain()
-        return raw
-
-    def release(self, minute: float = -60, **changes: Any) -> None:
-        self.post("product.lot_released", self.example("product.lot_released") | {
-            "expires_at": at(24 * 60), **changes}, minute=minute)  # fmt: skip
-
-    def verify(self, minute: float = 5, **changes: Any) -> dict[str, Any]:
-        payload = self.example("implant.product_verified") | changes
-        return self.post("implant.product_verified", payload, minute=minute)
-
-    def alerts(self) -> list[dict[str, Any]]:
-        records = [decode_record(d.body).event for d in self.bus.messages(Q_AUDIT)]
-        mine = [r for r in records if r.get("procedure_id") == self.id]
-        return [r for r in mine if r.get("type") == "alert.raised"]
+@pytest.fixture
+def implant(bus: InMemoryBus, tmp_path: Path, clock: FakeClock) -> Implant:
+    return start_implant(bus, tmp_path / "clinical.sqlite3", clock)
 
 
 @pytest.fixture
 def procedure(
-    bus: InMemoryBus, implant: Recorder, new_event: NewEvent, example: Example
+    bus: InMemoryBus, implant: Implant, new_event: NewEvent, example: Example
 ) -> Procedure:
     return Procedure(bus, new_event, example)
 
 
 def test_a_clean_verification_of_a_good_lot_raises_nothing(
-    procedure: Procedure, implant: Recorder
+    procedure: Procedure, implant: Implant
 ) -> None:
     procedure.release()
     procedure.verify()
     assert procedure.alerts() == []
-    assert implant.state(procedure.id).verified == {"LOT-77": True}
+    assert implant.recorder.state(procedure.id).verified == {"LOT-77": True}
 
 
 BAD = {
@@ -105,7 +64,7 @@ BAD = {
 
 @pytest.mark.parametrize("case", BAD, ids=list(BAD))
 def test_a_broken_chain_of_identity_is_recorded_alerted_and_left_unverified(
-    procedure: Procedure, implant: Recorder, case: str
+    procedure: Procedure, implant: Implant, case: str
 ) -> None:
     lot_changes, verification_changes, reason = BAD[case]
     if lot_changes is not None:
@@ -116,7 +75,7 @@ def test_a_broken_chain_of_identity_is_recorded_alerted_and_left_unverified(
     assert alert["payload"]["severity"] == "critical"
     assert reason in alert["payload"]["message"]
     assert alert["payload"]["event_ids"] == [verified["event_id"]]
-    assert implant.state(procedure.id).verified == {"LOT-77": False}
+    assert implant.recorder.state(procedure.id).verified == {"LOT-77": False}
 
 
 def test_a_lot_released_only_after_the_verification_did_not_make_it_clean(

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.clinical.clock import FakeClock
-from shared.clinical.rules import Fact, ProcedureState, due, fold
+from shared.clinical.rules import Fact, Policy, ProcedureState, due, fold
 
 T0 = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
 _ids = itertools.count(1)
@@ -126,7 +126,7 @@ def test_vitals_overdue_is_driven_by_the_clock_once_per_gap() -> None:
         fact("sedation.vitals_recorded", 1, {"spo2_pct": 97}),
     ]  # fmt: skip
     state = fold("p1", events)
-    interval = timedelta(minutes=5)
+    interval = Policy(vitals_interval=timedelta(minutes=5))
     clock.advance(minutes=5)
     assert due(state, clock.now(), interval) == []  # 4 minutes since the vitals
     clock.advance(minutes=2)

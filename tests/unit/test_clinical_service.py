@@ -15,6 +15,7 @@ from shared.bus import InMemoryBus
 from shared.bus.topology import EVENTS, Q_AUDIT, Q_HARVEST
 from shared.clinical.clock import FakeClock
 from shared.clinical.recorder import Recorder
+from shared.clinical.rules import Policy
 from shared.clinical.store import ClinicalStore
 from shared.events import parse_event
 from shared.events.record import decode_record
@@ -31,7 +32,7 @@ class Harvest:
     def __init__(self, bus: InMemoryBus, path: Path, clock: FakeClock) -> None:
         self.bus, self.path, self.clock = bus, path, clock
         self.store = ClinicalStore(path)
-        recorder = Recorder("harvest", self.store, clock, timedelta(minutes=5))
+        recorder = Recorder("harvest", self.store, clock, Policy(timedelta(minutes=5)))
         self.service = PhaseService("harvest", ("harvest",), bus, 5.0, recorder)
 
     def restart(self) -> None:
