@@ -34,6 +34,7 @@ class Settings:
     vitals_interval_min: float = 5.0  # local policy: 5 or 15 minutes between vitals when sedated
     clock_tick_s: float = 15.0  # how often harvest/implant check the clock-driven alerts
     needle_window_min: float = 10.0  # confirming images must come this near a needle placement
+    sae_warning_h: float = 48.0  # sae_report_due this many hours before the reporting deadline
 
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None) -> Settings:
@@ -62,6 +63,7 @@ class Settings:
             vitals_interval_min=float(e.get("PROCTRAIL_VITALS_INTERVAL_MIN", "5")),
             clock_tick_s=float(e.get("PROCTRAIL_CLOCK_TICK_S", "15")),
             needle_window_min=float(e.get("PROCTRAIL_NEEDLE_WINDOW_MIN", "10")),
+            sae_warning_h=float(e.get("PROCTRAIL_SAE_WARNING_H", "48")),
         )
 
     def service_dir(self, service: str) -> Path:

@@ -23,6 +23,7 @@ def main() -> None:
     policy = Policy(
         vitals_interval=timedelta(minutes=settings.vitals_interval_min),
         needle_window=timedelta(minutes=settings.needle_window_min),
+        sae_warning=timedelta(hours=settings.sae_warning_h),
     )
     recorder = Recorder("harvest", store, SystemClock(), policy)
     bus = make_bus(settings, "harvest")

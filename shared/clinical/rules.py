@@ -74,6 +74,7 @@ class Policy:
 
     vitals_interval: timedelta = timedelta(minutes=5)
     needle_window: timedelta = timedelta(minutes=10)  # confirming images this near a placement
+    sae_warning: timedelta = timedelta(days=2)  # sae_report_due this long before the deadline
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,27 @@ class Needle:
     event_id: str
     at: datetime
     level: str
+
+
+@dataclass(frozen=True)
+class AdverseEvent:
+    event_id: str
+    term: str
+    grade: int
+    serious: bool
+    expected: bool
+    aware_at: datetime  # when the clinic learnt of it: the report's clinical time
+    deadline: datetime | None  # regulatory report due: serious and unexpected only
+
+
+def report_deadline(aware_at: datetime, serious: bool, expected: bool,
+                    criteria: Iterable[str]) -> datetime | None:  # fmt: skip
+    """7 days for a fatal or life-threatening serious unexpected reaction, 15 for any other
+    serious unexpected one; none otherwise."""
+    if not serious or expected:
+        return None
+    urgent = {"death", "life_threatening"} & set(criteria)
+    return aware_at + timedelta(days=7 if urgent else 15)
 
 
 @dataclass
@@ -123,6 +145,7 @@ class ProcedureState:
     injected_cells: dict[str, float] = field(default_factory=dict)  # lot_id -> cells so far
     captures: list[Capture] = field(default_factory=list)
     needles: list[Needle] = field(default_factory=list)
+    adverse_events: list[AdverseEvent] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
 
     def per_kg(self, drug: str, unit: str) -> float | None:
@@ -142,7 +165,8 @@ class ProcedureState:
     def needs_clock(self, policy: Policy) -> bool:
         """Whether time alone may still raise an alert for this procedure."""
         pending = any(not self.confirmed(n, policy.needle_window) for n in self.needles)
-        return self.sedated or pending
+        reports = any(ae.deadline is not None for ae in self.adverse_events)
+        return self.sedated or pending or reports
 
     def _raise(self, key: str, code: str, severity: Severity, message: str, *ids: str) -> None:
         if all(a.key != key for a in self.alerts):
@@ -396,6 +420,15 @@ def _apply(state: ProcedureState, fact: Fact) -> None:
             )  # fmt: skip
     elif kind == "procedure.closed":
         _advance(state, fact, "closed")
+    elif kind == "adverse_event.reported":
+        serious, expected = bool(p.get("serious")), bool(p.get("expected"))
+        deadline = report_deadline(
+            fact.occurred_at, serious, expected, [str(c) for c in p.get("serious_criteria", [])]
+        )
+        state.adverse_events.append(AdverseEvent(
+            fact.event_id, str(p.get("term")), int(p.get("grade", 0)), serious, expected,
+            fact.occurred_at, deadline,
+        ))  # fmt: skip
     elif kind == "imaging.capture_received":
         angle = p.get("positioner_primary_angle_deg")
         acquired = p.get("acquired_at")
@@ -471,6 +504,15 @@ def due(state: ProcedureState, now: datetime, policy: Policy) -> list[Alert]:
                 f"vitals_overdue:{since.isoformat()}", "vitals_overdue", "warning",
                 f"no vitals for {minutes:.0f} min while sedated "
                 f"(interval {vitals_interval.total_seconds() / 60:g} min)", (),
+            ))  # fmt: skip
+    for ae in state.adverse_events:
+        if ae.deadline is not None and now >= ae.deadline - policy.sae_warning:
+            late = now > ae.deadline
+            out.append(Alert(
+                f"sae_report_{'overdue' if late else 'due'}:{ae.event_id}", "sae_report_due",
+                "critical" if late else "warning",
+                f"serious unexpected adverse event '{ae.term}' (grade {ae.grade}): report "
+                f"{'was due' if late else 'due'} {ae.deadline.isoformat()}", (ae.event_id,),
             ))  # fmt: skip
     window = policy.needle_window
     for needle in state.needles:

@@ -1,0 +1,91 @@
+"""Adverse events: seriousness kept apart from severity, and the reporting clock of a serious
+unexpected reaction (7 days if fatal or life-threatening, else 15) raising sae_report_due as
+the deadline nears and again once it has passed; driven by the clock, without sleeping."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.bus import InMemoryBus
+from shared.clinical.clock import FakeClock
+from tests.unit.clinical_harness import (
+    T0,
+    Example,
+    Implant,
+    NewEvent,
+    Procedure,
+    start_implant,
+)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def implant(bus: InMemoryBus, tmp_path: Path, clock: FakeClock) -> Implant:
+    return start_implant(bus, tmp_path / "clinical.sqlite3", clock)
+
+
+@pytest.fixture
+def procedure(
+    bus: InMemoryBus, implant: Implant, new_event: NewEvent, example: Example
+) -> Procedure:
+    return Procedure(bus, new_event, example)
+
+
+def report(procedure: Procedure, example: Example, **changes: Any) -> dict[str, Any]:
+    serious = {"term": "Discitis", "grade": 3, "serious": True, "expected": False,
+               "serious_criteria": ["hospitalisation"], "suspected_cause": "product"}  # fmt: skip
+    payload = example("adverse_event.reported") | serious | changes
+    return procedure.post("adverse_event.reported", payload, minute=0)
+
+
+def codes_at(procedure: Procedure, implant: Implant, clock: FakeClock, days: float) -> list[str]:
+    clock.advance(days=days)
+    implant.service.tick()
+    return [f"{a['payload']['code']}:{a['payload']['severity']}" for a in procedure.alerts()]
+
+
+def test_a_life_threatening_unexpected_reaction_has_a_7_day_clock(
+    procedure: Procedure, implant: Implant, clock: FakeClock, example: Example
+) -> None:
+    reported = report(procedure, example, grade=4, serious_criteria=["life_threatening"])
+    (ae,) = implant.recorder.state(procedure.id).adverse_events
+    assert ae.deadline == T0 + timedelta(days=7)
+    assert codes_at(procedure, implant, clock, 4.9) == []
+    assert codes_at(procedure, implant, clock, 0.2) == ["sae_report_due:warning"]  # day 5.1
+    assert codes_at(procedure, implant, clock, 1.0) == ["sae_report_due:warning"]  # once only
+    assert codes_at(procedure, implant, clock, 1.0) == [
+        "sae_report_due:warning", "sae_report_due:critical"]  # day 7.1: overdue  # fmt: skip
+    assert procedure.alerts()[0]["payload"]["event_ids"] == [reported["event_id"]]
+
+
+def test_other_serious_unexpected_reactions_have_15_days(
+    procedure: Procedure, implant: Implant, clock: FakeClock, example: Example
+) -> None:
+    report(procedure, example)
+    (ae,) = implant.recorder.state(procedure.id).adverse_events
+    assert ae.deadline == T0 + timedelta(days=15)
+    assert codes_at(procedure, implant, clock, 12.9) == []
+    assert codes_at(procedure, implant, clock, 0.2) == ["sae_report_due:warning"]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"expected": True}, {"serious": False, "serious_criteria": [], "grade": 4}],
+    ids=["serious but expected", "severe (grade 4) but not serious"],
+)
+def test_no_reporting_clock_unless_serious_and_unexpected(
+    procedure: Procedure, implant: Implant, clock: FakeClock, example: Example,
+    changes: dict[str, Any],
+) -> None:  # fmt: skip
+    report(procedure, example, **changes)
+    (ae,) = implant.recorder.state(procedure.id).adverse_events
+    assert ae.deadline is None
+    assert codes_at(procedure, implant, clock, 30) == []
