@@ -35,6 +35,9 @@ class Settings:
     clock_tick_s: float = 15.0  # how often harvest/implant check the clock-driven alerts
     needle_window_min: float = 10.0  # confirming images must come this near a needle placement
     sae_warning_h: float = 48.0  # sae_report_due this many hours before the reporting deadline
+    sample_id_scheme: str = "mod37-2"  # shared/clinical/sample_ids.py
+    custody_min_c: float = 2.0  # a custody hand-off outside this range raises an alert
+    custody_max_c: float = 25.0
 
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None) -> Settings:
@@ -64,6 +67,9 @@ class Settings:
             clock_tick_s=float(e.get("PROCTRAIL_CLOCK_TICK_S", "15")),
             needle_window_min=float(e.get("PROCTRAIL_NEEDLE_WINDOW_MIN", "10")),
             sae_warning_h=float(e.get("PROCTRAIL_SAE_WARNING_H", "48")),
+            sample_id_scheme=e.get("PROCTRAIL_SAMPLE_ID_SCHEME", "mod37-2"),
+            custody_min_c=float(e.get("PROCTRAIL_CUSTODY_MIN_C", "2")),
+            custody_max_c=float(e.get("PROCTRAIL_CUSTODY_MAX_C", "25")),
         )
 
     def service_dir(self, service: str) -> Path:

@@ -19,6 +19,7 @@ from services.bedside.store import BedsideStore, Procedure
 from shared.auth import Principal, TokenStore
 from shared.bus import BrokerUnavailable, Bus, BusError, routing_key
 from shared.bus.topology import EVENTS
+from shared.clinical.sample_ids import scheme as sample_id_scheme
 from shared.config import Settings
 from shared.events import (
     Actor,
@@ -53,6 +54,7 @@ class Bedside:
         self.bus = bus
         self.tokens = tokens
         self.store = store
+        self.sample_ids = sample_id_scheme(settings.sample_id_scheme)
 
     async def publish(self, envelope: Envelope, phase: str) -> None:
         """Publish and wait for the broker's confirm, or answer 503 with Retry-After."""
@@ -145,6 +147,10 @@ class Bedside:
         structlog.contextvars.bind_contextvars(
             event_id=str(envelope.event_id), procedure_id=str(envelope.procedure_id or "")
         )
+        if envelope.type in SAMPLE_ID_TYPES:
+            problem = self.sample_ids.problem(str(envelope.payload.get("sample_id", "")))
+            if problem is not None:
+                raise invalid([FieldError("payload.sample_id", f"sample id {problem}")])
         spec = envelope.spec
         if not spec.posted_by:
             raise invalid([FieldError("type", f"{envelope.type} is recorded by the system itself")])
@@ -224,12 +230,22 @@ class Bedside:
             raise invalid([FieldError("procedure_id", "no such procedure was scheduled here")])
         return proc.phase
 
+    async def new_sample_id(self, request: Request) -> Response:
+        """A fresh sample id of the configured scheme, for a label (nothing is recorded)."""
+        authenticate(request, self.tokens, POSTERS)
+        return json_response({"sample_id": self.sample_ids.new(),
+                              "scheme": self.sample_ids.name}, status=201)  # fmt: skip
+
     async def healthz(self, request: Request) -> Response:
         return json_response({"status": "ok", "broker_connected": self.bus.connected})
 
 
 def _sha256(data: object) -> str:
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+# Events whose payload names a harvest sample, checked against the sample id scheme.
+SAMPLE_ID_TYPES = frozenset({"harvest.sample_labelled", "product.lot_released"})
 
 
 def invalid(errors: list[FieldError]) -> Problem:
@@ -243,6 +259,7 @@ def create_app(bedside: Bedside) -> Starlette:
             Route("/healthz", bedside.healthz, methods=["GET"]),
             Route("/v1/procedures", bedside.schedule, methods=["POST"]),
             Route("/v1/events", bedside.post_event, methods=["POST"]),
+            Route("/v1/sample-ids", bedside.new_sample_id, methods=["POST"]),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
     )

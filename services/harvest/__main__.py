@@ -24,6 +24,7 @@ def main() -> None:
         vitals_interval=timedelta(minutes=settings.vitals_interval_min),
         needle_window=timedelta(minutes=settings.needle_window_min),
         sae_warning=timedelta(hours=settings.sae_warning_h),
+        custody_c=(settings.custody_min_c, settings.custody_max_c),
     )
     recorder = Recorder("harvest", store, SystemClock(), policy)
     bus = make_bus(settings, "harvest")

@@ -86,7 +86,7 @@ class Recorder:
 
     def state(self, procedure_id: str) -> ProcedureState:
         """The procedure's state, folded from what the store holds."""
-        return fold(procedure_id, self.store.facts(procedure_id), self.store.lots())
+        return fold(procedure_id, self.store.facts(procedure_id), self.store.lots(), self.policy)
 
     def confirmed(self, raised: Raised) -> None:
         self.store.mark_raised(raised.procedure_id, raised.keys, self.clock.now().isoformat())

@@ -75,6 +75,7 @@ class Policy:
     vitals_interval: timedelta = timedelta(minutes=5)
     needle_window: timedelta = timedelta(minutes=10)  # confirming images this near a placement
     sae_warning: timedelta = timedelta(days=2)  # sae_report_due this long before the deadline
+    custody_c: tuple[float, float] = (2.0, 25.0)  # a hand-off outside this range is alerted
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,8 @@ class ProcedureState:
     captures: list[Capture] = field(default_factory=list)
     needles: list[Needle] = field(default_factory=list)
     adverse_events: list[AdverseEvent] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)
+    holder: dict[str, str] = field(default_factory=dict)  # item_id -> who has it now
     alerts: list[Alert] = field(default_factory=list)
 
     def per_kg(self, drug: str, unit: str) -> float | None:
@@ -260,7 +263,10 @@ def _set(payload: dict[str, Any], path: list[str], value: Any) -> None:
 
 
 def fold(
-    procedure_id: str, events: Iterable[Fact], lots: Mapping[str, Lot] | None = None
+    procedure_id: str,
+    events: Iterable[Fact],
+    lots: Mapping[str, Lot] | None = None,
+    policy: Policy | None = None,
 ) -> ProcedureState:
     """The procedure's state and the alerts its facts raise, from all its events (and the
     released lots it may use)."""
@@ -271,7 +277,44 @@ def fold(
         _apply(state, fact)
         if fact.type in ("implant.product_verified", "implant.injected"):
             _chain_of_identity(state, fact, lots or {})
+        elif fact.type in ("harvest.sample_labelled", "custody.handoff"):
+            _custody(state, fact, policy or Policy())
     return state
+
+
+def _custody(state: ProcedureState, fact: Fact, policy: Policy) -> None:
+    p = fact.payload
+    if fact.type == "harvest.sample_labelled":
+        sample_id = str(p.get("sample_id", ""))
+        state.samples.append(sample_id)
+        patient = state.patient_id or ""
+        if len(patient) >= 3 and patient.lower() in sample_id.lower():
+            state._raise(
+                f"sample_id:{fact.event_id}", "sample_id_identifies_patient", "critical",
+                f"sample id {sample_id} contains the patient's record number", fact.event_id,
+            )  # fmt: skip
+        return
+    item, giver, taker = str(p.get("item_id")), str(p.get("from_party")), str(p.get("to_party"))
+    holder = state.holder.get(item)
+    if holder is not None and holder != giver:
+        state._raise(
+            f"custody_gap:{fact.event_id}", "custody_gap", "warning",
+            f"{item} handed over by {giver}, but {holder} had it", fact.event_id,
+        )  # fmt: skip
+    state.holder[item] = taker
+    low, high = policy.custody_c
+    temperature = p.get("temperature_c")
+    if not isinstance(temperature, (int, float)):
+        state._raise(
+            f"custody_temperature:{fact.event_id}", "custody_temperature", "warning",
+            f"{item} handed to {taker} with no temperature recorded", fact.event_id,
+        )  # fmt: skip
+    elif not low <= temperature <= high:
+        state._raise(
+            f"custody_temperature:{fact.event_id}", "custody_temperature", "critical",
+            f"{item} handed to {taker} at {temperature:g} °C (allowed {low:g} to {high:g})",
+            fact.event_id,
+        )  # fmt: skip
 
 
 # --- chain of identity -----------------------------------------------------------------------

@@ -34,6 +34,7 @@ from shared.events import CATALOGUE, parse_event, utcnow
 from shared.events.record import AuditRecord, accepted
 from shared.phase import PhaseService
 
+SAMPLE_ID = "S7K2M9Q4X1B5"  # a valid default-scheme id (ISO 7064 MOD 37-2 check character)
 PROCEDURE_ID = "6f1c2a3e-0b4d-4e8f-9a51-2c7d8e9f0a1b"
 OTHER_EVENT_ID = "0d3b5a7c-9e1f-4a2b-8c4d-6e8f0a2b4c6d"
 PATIENT = {"id": "MRN-0042", "issuer": "St-Elsewhere"}
@@ -102,12 +103,12 @@ EXAMPLE_PAYLOADS: dict[str, dict[str, Any]] = {
         "guidance": "fluoroscopy",
     },
     "harvest.sample_labelled": {
-        "sample_id": "S-0001",
+        "sample_id": SAMPLE_ID,
         "volume_ml": 60,
         "collected_at": "2025-03-04T09:40:00+01:00",
     },
     "custody.handoff": {
-        "item_id": "S-0001",
+        "item_id": SAMPLE_ID,
         "from_party": "rn-lee",
         "to_party": "courier-7",
         "temperature_c": 4.5,
@@ -115,7 +116,7 @@ EXAMPLE_PAYLOADS: dict[str, dict[str, Any]] = {
     },
     "product.lot_released": {
         "lot_id": "LOT-77",
-        "sample_id": "S-0001",
+        "sample_id": SAMPLE_ID,
         "patient": PATIENT,
         "cell_type": "bone marrow MSC",
         "cell_count": 5.0e7,

@@ -440,3 +440,26 @@ async def test_an_unknown_path_is_a_404_problem(
 
     assert response.status_code == 404
     assert response.headers["content-type"] == PROBLEM
+
+
+async def test_a_sample_id_with_a_wrong_check_character_is_a_422_and_new_ids_are_valid(
+    bedside_client: httpx.AsyncClient, bus: InMemoryBus, bearer: Bearer, new_event: NewEvent
+) -> None:
+    procedure_id = await schedule(bedside_client, bearer)
+    issued = await bedside_client.post("/v1/sample-ids", headers=bearer("nurse"))
+    assert issued.status_code == 201
+    sample_id = issued.json()["sample_id"]
+    assert issued.json()["scheme"] == "mod37-2"
+    wrong = sample_id[:-1] + ("A" if sample_id[-1] != "A" else "B")  # one character misread
+    payload = {"sample_id": wrong, "volume_ml": 60, "collected_at": "2026-03-04T09:30:00+00:00"}
+    raw = new_event("harvest.sample_labelled", payload, procedure_id=procedure_id)
+
+    response = await bedside_client.post("/v1/events", json=raw, headers=bearer("nurse"))
+
+    assert response.status_code == 422
+    assert problem_fields(response) == ["payload.sample_id"]
+    assert "check character" in response.json()["errors"][0]["message"]
+    raw = new_event("harvest.sample_labelled", payload | {"sample_id": sample_id},
+                    procedure_id=procedure_id)  # fmt: skip
+    accepted = await bedside_client.post("/v1/events", json=raw, headers=bearer("nurse"))
+    assert accepted.status_code == 202
