@@ -19,7 +19,7 @@ from shared.runtime import boot, make_bus, wait_for_stop
 
 def main() -> None:
     settings = boot("harvest")
-    store = open_store(settings.service_dir("harvest") / "clinical.sqlite3")
+    store = open_store(settings.service_dir("harvest"), "harvest", settings.database_url)
     policy = Policy(
         vitals_interval=timedelta(minutes=settings.vitals_interval_min),
         needle_window=timedelta(minutes=settings.needle_window_min),

@@ -18,7 +18,7 @@ import structlog
 
 from shared.clinical.clock import Clock
 from shared.clinical.rules import Alert, Fact, Lot, Policy, ProcedureState, due, fold
-from shared.clinical.store import ClinicalStore
+from shared.clinical.store import StateStore
 from shared.events import Envelope, parse_event
 from shared.events.record import AuditRecord, accepted
 
@@ -39,7 +39,7 @@ class Raised:
 
 class Recorder:
     def __init__(
-        self, service: str, store: ClinicalStore, clock: Clock, policy: Policy | None = None
+        self, service: str, store: StateStore, clock: Clock, policy: Policy | None = None
     ) -> None:
         self.service = service
         self.store = store

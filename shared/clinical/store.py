@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import orjson
 
@@ -126,7 +127,29 @@ class ClinicalStore:
             self._conn.close()
 
 
-def open_store(path: Path) -> ClinicalStore:
+class StateStore(Protocol):
+    """What the recorder needs of a store: SQLite here, PostgreSQL in store_postgres.py."""
+
+    def add(self, procedure_id: str, fact: Fact) -> bool: ...
+    def facts(self, procedure_id: str) -> list[Fact]: ...
+    def raised(self, procedure_id: str) -> set[str]: ...
+    def mark_raised(
+        self, procedure_id: str, alerts: Iterable[tuple[str, str]], at: str
+    ) -> None: ...
+    def add_lot(self, lot: Lot) -> bool: ...
+    def lots(self) -> dict[str, Lot]: ...
+    def watch(self, procedure_id: str, on: bool) -> None: ...
+    def watched(self) -> list[str]: ...
+    def close(self) -> None: ...
+
+
+def open_store(service_dir: Path, service: str, database_url: str | None = None) -> StateStore:
+    """PostgreSQL (a schema named after the service) when a URL is given, else SQLite."""
+    if database_url:
+        from shared.clinical.store_postgres import PostgresClinicalStore
+
+        return PostgresClinicalStore(database_url, service)
+    path = service_dir / "clinical.sqlite3"
     try:
         return ClinicalStore(path)
     except sqlite3.Error as exc:
