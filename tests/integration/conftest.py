@@ -18,6 +18,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,6 +198,13 @@ def _healthy(url: str) -> bool:
 
 @pytest.fixture
 def system(amqp_url: str, tmp_path: Path) -> Iterator[System]:
+    with running_system(amqp_url, tmp_path) as sysm:
+        yield sysm
+
+
+@contextmanager
+def running_system(amqp_url: str, tmp_path: Path, **extra_env: str) -> Iterator[System]:
+    """`proctrail up` on its own vhost, data dir and ports; `extra_env` adds settings."""
     bedside_port, audit_port, dicom_port = free_port(), free_port(), free_port()
     data_dir = tmp_path / "var"
     env = service_env(
@@ -206,6 +214,7 @@ def system(amqp_url: str, tmp_path: Path) -> Iterator[System]:
         PROCTRAIL_AUDIT_ADDR=f"127.0.0.1:{audit_port}",
         PROCTRAIL_DICOM_ADDR=f"127.0.0.1:{dicom_port}",
         PROCTRAIL_DICOM_ALLOWED_AETS="STORESCU,ECHOSCU,MODALITY1",
+        **extra_env,
     )
     log_path = tmp_path / "up.log"
     with log_path.open("wb") as log_file:
