@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from services.audit.store import Entry
@@ -120,5 +121,14 @@ def build(entries: Iterable[Entry]) -> list[dict[str, Any]]:
         for signed_id in signed_ids:
             if signed_id in by_id:
                 by_id[signed_id].setdefault("signatures", []).append(signature)
-    items.sort(key=lambda i: (str(i["occurred_at"]), i["seq"]))
+    items.sort(key=lambda i: (_instant(i["occurred_at"]), i["seq"]))
     return items
+
+
+def _instant(value: object) -> datetime:
+    """A point in time to sort by: as text, "…Z" and "…+01:00" would sort out of order."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return datetime.max.replace(tzinfo=UTC)  # unreadable: last, in ledger order
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -129,6 +129,7 @@ class ProcedureState:
     stage: str = "none"
     phase: str | None = None
     patient_id: str | None = None
+    follows: str | None = None  # the earlier procedure a repeat session continues
     operator_id: str | None = None
     monitoring_nurse_id: str | None = None
     timed_out: bool = False  # a time-out has been recorded (whatever came after)
@@ -411,6 +412,7 @@ def _apply(state: ProcedureState, fact: Fact) -> None:
         state.phase = p.get("phase")
         patient = p.get("patient")
         state.patient_id = patient.get("id") if isinstance(patient, Mapping) else None
+        state.follows = p.get("follows_procedure_id")
         _advance(state, fact, "scheduled")
     elif kind == "procedure.opened":
         if _RANK[state.stage] >= _RANK["opened"]:

@@ -31,6 +31,9 @@ class ProcedureScheduled(Model):
     accession_number: Identifier | None = None
     scheduled_start: AwareDatetime | None = None
     planned_targets: list[Target] | None = None
+    # A repeat session continues an earlier procedure (cord every ~6 months, muscles every
+    # 6-8 weeks): the link lets the record follow one treatment across its sessions.
+    follows_procedure_id: UUID | None = None
 
 
 class ProcedureOpened(Model):

@@ -44,6 +44,20 @@ async def test_events_are_told_in_clinical_order_even_when_entered_late(
     assert body["checkpoint"]["tree_size"] == 2
 
 
+async def test_clinical_order_is_by_instant_whatever_offset_each_device_writes(
+    audit_client: httpx.AsyncClient,
+    ledger: Ledger,
+    record: Callable[..., AuditRecord],
+    bearer: Bearer,
+) -> None:
+    # 09:30+01:00 is 08:30 UTC: before 09:00Z, though it sorts after it as text.
+    capture = record("sedation.vitals_recorded", occurred_at="2026-11-21T09:30:00+01:00")
+    dose = record("sedation.drug_administered", occurred_at="2026-11-21T09:00:00Z")
+    ledger.append([dose, capture])
+    body = await story(audit_client, bearer)
+    assert [e["event_id"] for e in body["events"]] == [capture.event_id, dose.event_id]
+
+
 async def test_a_correction_shows_the_new_value_and_keeps_the_original_and_the_reason(
     audit_client: httpx.AsyncClient,
     ledger: Ledger,
