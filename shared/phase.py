@@ -54,24 +54,40 @@ class PhaseService:
                 futures = [(r, self._publish(r)) for r in records]
             except BusError as exc:
                 log.warning("could not forward to audit; will retry", error=str(exc))
+                self._abandon([raised, *(x[2] for x in in_flight)])
                 return [Settle.RETRY] * len(batch)
             in_flight.append((i, futures, raised))
         for i, futures, raised in in_flight:
             outcomes = [self._await_confirm(r, f) for r, f in futures]
             settles[i] = Settle.ACK if all(o is Settle.ACK for o in outcomes) else Settle.RETRY
-            if raised is not None and settles[i] is Settle.ACK:
-                assert self.recorder is not None
-                self.recorder.confirmed(raised)
+            if raised is not None and self.recorder is not None:
+                if settles[i] is Settle.ACK:
+                    self.recorder.confirmed(raised)
+                else:
+                    self.recorder.abandon(raised)
         return settles
+
+    def _abandon(self, raised: Sequence[Raised | None]) -> None:
+        if self.recorder is not None:
+            for r in raised:
+                if r is not None:
+                    self.recorder.abandon(r)
 
     def tick(self) -> None:
         """Publish the alerts the clock brings (called by the clinical Ticker)."""
         if self.recorder is None:
             return
         for raised in self.recorder.tick():
-            futures = [(r, self._publish(r)) for r in raised.records]
+            try:
+                futures = [(r, self._publish(r)) for r in raised.records]
+            except BusError as exc:
+                log.warning("clock alerts not published; next tick", error=str(exc))
+                self.recorder.abandon(raised)
+                continue
             if all(self._await_confirm(r, f) is Settle.ACK for r, f in futures):
-                self.recorder.confirmed(raised)  # else the next tick raises them again
+                self.recorder.confirmed(raised)
+            else:
+                self.recorder.abandon(raised)  # the next tick raises them again
 
     def _publish(self, record: AuditRecord) -> Future[None]:
         return self.bus.publish(

@@ -45,6 +45,10 @@ class Recorder:
         self.store = store
         self.clock = clock
         self.policy = policy or Policy()
+        # Alerts published but not yet confirmed: a later event of the same batch (or the
+        # clock) must not publish them a second time meanwhile.
+        self._pending: set[tuple[str, str]] = set()
+        self._pending_lock = threading.Lock()
 
     def record(self, envelope: Envelope) -> Raised | None:
         """Keep the event as a fact of its procedure; the alerts it newly raises."""
@@ -90,10 +94,21 @@ class Recorder:
 
     def confirmed(self, raised: Raised) -> None:
         self.store.mark_raised(raised.procedure_id, raised.keys, self.clock.now().isoformat())
+        self.abandon(raised)
+
+    def abandon(self, raised: Raised) -> None:
+        """Forget alerts whose publishing failed (or was confirmed): they may be raised again."""
+        with self._pending_lock:
+            self._pending -= {(raised.procedure_id, key) for key, _ in raised.keys}
 
     def _new(self, state: ProcedureState, alerts: list[Alert]) -> Raised | None:
         known = self.store.raised(state.procedure_id)
-        fresh = [a for a in alerts if a.key not in known]
+        with self._pending_lock:
+            fresh = [
+                a for a in alerts
+                if a.key not in known and (state.procedure_id, a.key) not in self._pending
+            ]  # fmt: skip
+            self._pending |= {(state.procedure_id, a.key) for a in fresh}
         if not fresh:
             return None
         now = self.clock.now()

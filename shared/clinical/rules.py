@@ -474,6 +474,12 @@ def _apply(state: ProcedureState, fact: Fact) -> None:
             fact.event_id, str(p.get("term")), int(p.get("grade", 0)), serious, expected,
             fact.occurred_at, deadline,
         ))  # fmt: skip
+        if deadline is not None:  # shown at once, in the ledger and on every timeline
+            state._raise(
+                f"sae_clock:{fact.event_id}", "sae_report_clock", "info",
+                f"serious unexpected adverse event '{p.get('term')}': report due by "
+                f"{deadline.isoformat()}", fact.event_id,
+            )  # fmt: skip
     elif kind == "imaging.capture_received":
         angle = p.get("positioner_primary_angle_deg")
         acquired = p.get("acquired_at")

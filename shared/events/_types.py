@@ -5,7 +5,14 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 # JSON numbers only: "2.5" as a string is refused, so a typo never becomes a dose.
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -52,11 +59,32 @@ class PatientRef(Model):
     issuer: Identifier | None = None
 
 
+SIX_LUMBAR_LEVELS = frozenset({"L5-L6", "L6-S1"})
+# The counting convention: how many lumbar vertebrae this patient's imaging counts. With
+# transitional anatomy a lumbarised S1 makes six, and L5-L6 and L6-S1 exist; L5-S1 does not.
+LumbarVertebrae = Literal[4, 5, 6]
+
+
+def check_convention(levels: list[str], lumbar_vertebrae: int | None) -> None:
+    """Raise ValueError when a level does not exist under the counting convention."""
+    if lumbar_vertebrae == 6:
+        if "L5-S1" in levels:
+            raise ValueError("with six lumbar vertebrae the lowest lumbar disc is L6-S1")
+    elif SIX_LUMBAR_LEVELS & set(levels):
+        raise ValueError("L5-L6 and L6-S1 exist only with lumbar_vertebrae: 6")
+
+
 class Target(Model):
     kind: Literal["disc", "muscle", "artery", "other"]
     level: Level | None = None
     side: Literal["left", "right", "bilateral", "midline"] | None = None
     name: Text | None = None
+    lumbar_vertebrae: LumbarVertebrae | None = None  # the counting convention, when not 5
+
+    @model_validator(mode="after")
+    def _level_exists(self) -> Target:
+        check_convention([self.level] if self.level else [], self.lumbar_vertebrae)
+        return self
 
 
 # Units a dose may be given in. Aliases clinics use are accepted as written; the rules count

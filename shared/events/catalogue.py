@@ -12,6 +12,7 @@ from shared.events._types import (
     DoseUnit,
     Identifier,
     Level,
+    LumbarVertebrae,
     Model,
     NonNegative,
     Number,
@@ -21,6 +22,7 @@ from shared.events._types import (
     Target,
     Text,
     Uid,
+    check_convention,
 )
 
 
@@ -48,6 +50,12 @@ class ProcedureTimeOut(Model):
     site_confirmed: bool
     consent_confirmed: bool
     targets: list[Level]
+    lumbar_vertebrae: LumbarVertebrae | None = None  # the counting convention, when not 5
+
+    @model_validator(mode="after")
+    def _levels_exist(self) -> ProcedureTimeOut:
+        check_convention(list(self.targets), self.lumbar_vertebrae)
+        return self
 
 
 class ProcedureClosed(Model):

@@ -156,13 +156,32 @@ def test_a_time_out_naming_a_level_that_is_not_a_spinal_level_is_refused(
     assert fields_of(refusal(new_event("procedure.time_out", payload))) == ["payload.targets.1"]
 
 
-@pytest.mark.parametrize("level", ["C2-C3", "C7-T1", "T12-L1", "L5-S1", "L5-L6", "L6-S1"])
-def test_the_contract_levels_from_c2_c3_to_l5_s1_and_the_six_lumbar_ones_are_accepted(
+@pytest.mark.parametrize("level", ["C2-C3", "C7-T1", "T12-L1", "L5-S1"])
+def test_the_contract_levels_from_c2_c3_to_l5_s1_are_accepted(
     level: str, new_event: NewEvent, example: Callable[[str], dict[str, Any]]
 ) -> None:
     payload = example("procedure.time_out") | {"targets": [level]}
 
     assert parse_event(new_event("procedure.time_out", payload)).payload["targets"] == [level]
+
+
+@pytest.mark.parametrize("level", ["L5-L6", "L6-S1"])
+def test_l5_l6_and_l6_s1_exist_where_the_counting_convention_has_six_lumbar_vertebrae(
+    level: str, new_event: NewEvent, example: Callable[[str], dict[str, Any]]
+) -> None:
+    six = example("procedure.time_out") | {"targets": [level], "lumbar_vertebrae": 6}
+    assert parse_event(new_event("procedure.time_out", six)).payload["targets"] == [level]
+    five = example("procedure.time_out") | {"targets": [level]}
+    assert fields_of(refusal(new_event("procedure.time_out", five))) == ["payload"]
+    needle = example("implant.needle_placed")
+    needle["target"] |= {"level": level}
+    assert fields_of(refusal(new_event("implant.needle_placed", needle))) == ["payload.target"]
+    needle["target"] |= {"lumbar_vertebrae": 6}
+    assert parse_event(new_event("implant.needle_placed", needle)).payload["target"]["level"] == (
+        level
+    )
+    l5_s1 = example("procedure.time_out") | {"targets": ["L5-S1"], "lumbar_vertebrae": 6}
+    assert fields_of(refusal(new_event("procedure.time_out", l5_s1))) == ["payload"]
 
 
 def test_the_levels_are_the_adjacent_pairs_c2_c3_to_l5_s1_plus_l5_l6_and_l6_s1() -> None:
