@@ -8,13 +8,17 @@ import getpass
 import sys
 from pathlib import Path
 
+import orjson
+
 from proctrail import export_cmd, supervisor
 from services.audit.checkpoint import KEY_FILE, Signer, Verifier
 from services.audit.store import open_store
 from services.audit.verify import verify
 from shared.auth import TokenStore
+from shared.clinical.rebuild import rebuild
+from shared.clinical.store import open_store as open_clinical_store
 from shared.config import Settings
-from shared.events import ROLES
+from shared.events import ROLES, utcnow
 
 
 def _data_dir(arg: str | None) -> Path:
@@ -125,6 +129,30 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rebuild(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    data_dir = _data_dir(args.data_dir)
+    database_url = args.database_url or (None if args.data_dir else settings.database_url)
+    target = open_clinical_store(data_dir / args.service, args.service, database_url)
+    try:
+        if not target.empty():
+            print(f"proctrail: {args.service}'s clinical state is not empty: stop the service"
+                  " and move its state away first (the SQLite file, or the PostgreSQL"
+                  " schema)", file=sys.stderr)  # fmt: skip
+            return 2
+        ledger = open_store(data_dir, database_url, readonly=True)
+        try:
+            records = (orjson.loads(leaf) for _, leaf, _ in ledger.scan(0))
+            done = rebuild(records, args.service, target, settings.policy(), utcnow())
+        finally:
+            ledger.close()
+    finally:
+        target.close()
+    print(f"{args.service}: {done.facts} facts of {done.procedures} procedures, {done.lots} lots,"
+          f" {done.alerts} alerts already raised, rebuilt from the ledger")  # fmt: skip
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="proctrail", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -157,6 +185,12 @@ def parser() -> argparse.ArgumentParser:
         help="check every stored checkpoint's signature, not only the latest's",
     )
 
+    again = sub.add_parser("rebuild", help="rebuild harvest's or implant's state from the ledger")
+    again.add_argument("service", choices=("harvest", "implant"))
+    place = again.add_mutually_exclusive_group()
+    place.add_argument("--data-dir", help="the SQLite ledger and state under this data dir")
+    place.add_argument("--database-url", help="the PostgreSQL ledger and state")
+
     export_cmd.add_parser(sub)
     return p
 
@@ -171,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         return export_cmd.run(args)
     if args.command == "signer":
         return _signer_set(args)
+    if args.command == "rebuild":
+        return _rebuild(args)
     return _token_create(args)
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+
+from shared.clinical.rules import Policy
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
@@ -70,6 +73,15 @@ class Settings:
             sample_id_scheme=e.get("PROCTRAIL_SAMPLE_ID_SCHEME", "mod37-2"),
             custody_min_c=float(e.get("PROCTRAIL_CUSTODY_MIN_C", "2")),
             custody_max_c=float(e.get("PROCTRAIL_CUSTODY_MAX_C", "25")),
+        )
+
+    def policy(self) -> Policy:
+        """The clinical rules' local policy, from these settings."""
+        return Policy(
+            vitals_interval=timedelta(minutes=self.vitals_interval_min),
+            needle_window=timedelta(minutes=self.needle_window_min),
+            sae_warning=timedelta(hours=self.sae_warning_h),
+            custody_c=(self.custody_min_c, self.custody_max_c),
         )
 
     def service_dir(self, service: str) -> Path:

@@ -6,12 +6,9 @@ alert, is stamped and forwarded to audit.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from shared.bus.topology import Q_IMPLANT
 from shared.clinical.clock import SystemClock
 from shared.clinical.recorder import Recorder, Ticker
-from shared.clinical.rules import Policy
 from shared.clinical.store import open_store
 from shared.phase import PhaseService
 from shared.runtime import boot, make_bus, wait_for_stop
@@ -20,12 +17,7 @@ from shared.runtime import boot, make_bus, wait_for_stop
 def main() -> None:
     settings = boot("implant")
     store = open_store(settings.service_dir("implant"), "implant", settings.database_url)
-    policy = Policy(
-        vitals_interval=timedelta(minutes=settings.vitals_interval_min),
-        needle_window=timedelta(minutes=settings.needle_window_min),
-        sae_warning=timedelta(hours=settings.sae_warning_h),
-        custody_c=(settings.custody_min_c, settings.custody_max_c),
-    )
+    policy = settings.policy()
     recorder = Recorder("implant", store, SystemClock(), policy)
     bus = make_bus(settings, "implant")
     service = PhaseService("implant", ("implant", "lab"), bus, settings.publish_timeout_s, recorder)

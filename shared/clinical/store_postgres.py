@@ -121,6 +121,14 @@ class PostgresClinicalStore:
             ).fetchall()
         return {r[0]: Lot(r[0], r[1], r[2], r[3]) for r in rows}
 
+    def empty(self) -> bool:
+        with self._cursor() as conn:
+            row = conn.execute(
+                self._sql("SELECT EXISTS (SELECT 1 FROM {s}.facts)"
+                          " OR EXISTS (SELECT 1 FROM {s}.lots)")
+            ).fetchone()  # fmt: skip
+        return not (row and row[0])
+
     def watch(self, procedure_id: str, on: bool) -> None:
         with self._cursor() as conn:
             if on:
