@@ -63,7 +63,7 @@ def rebuild(
         facts += store.add(str(procedure_id), fact)
         procedures.add(str(procedure_id))
     marked = 0
-    all_lots = store.lots()
+    all_lots = store.lots()  # once: a rebuild folds every procedure
     for procedure_id in sorted(procedures):
         state = fold(procedure_id, store.facts(procedure_id), all_lots, policy)
         keys = [

@@ -90,7 +90,9 @@ class Recorder:
 
     def state(self, procedure_id: str) -> ProcedureState:
         """The procedure's state, folded from what the store holds."""
-        return fold(procedure_id, self.store.facts(procedure_id), self.store.lots(), self.policy)
+        facts = self.store.facts(procedure_id)
+        used = {str(f.payload.get("lot_id")) for f in facts if "lot_id" in f.payload}
+        return fold(procedure_id, facts, self.store.lots(used), self.policy)
 
     def confirmed(self, raised: Raised) -> None:
         self.store.mark_raised(raised.procedure_id, raised.keys, self.clock.now().isoformat())

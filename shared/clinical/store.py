@@ -102,11 +102,22 @@ class ClinicalStore:
             )  # fmt: skip
             return cur.rowcount == 1
 
-    def lots(self) -> dict[str, Lot]:
+    def lots(self, lot_ids: Iterable[str] | None = None) -> dict[str, Lot]:
+        """The released lots (only `lot_ids`, when given: a procedure needs only its own)."""
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT lot_id, released_at, event_id, payload FROM lots"
-            ).fetchall()
+            if lot_ids is None:
+                rows = self._conn.execute(
+                    "SELECT lot_id, released_at, event_id, payload FROM lots"
+                ).fetchall()
+            else:
+                rows = [
+                    row
+                    for lot_id in set(lot_ids)
+                    for row in self._conn.execute(
+                        "SELECT lot_id, released_at, event_id, payload FROM lots WHERE lot_id = ?",
+                        (lot_id,),
+                    )
+                ]
         return {
             r[0]: Lot(r[0], datetime.fromisoformat(r[1]), r[2], orjson.loads(r[3])) for r in rows
         }
@@ -144,7 +155,7 @@ class StateStore(Protocol):
         self, procedure_id: str, alerts: Iterable[tuple[str, str]], at: str
     ) -> None: ...
     def add_lot(self, lot: Lot) -> bool: ...
-    def lots(self) -> dict[str, Lot]: ...
+    def lots(self, lot_ids: Iterable[str] | None = None) -> dict[str, Lot]: ...
     def empty(self) -> bool: ...
     def watch(self, procedure_id: str, on: bool) -> None: ...
     def watched(self) -> list[str]: ...

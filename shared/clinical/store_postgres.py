@@ -114,11 +114,18 @@ class PostgresClinicalStore:
             )
             return cur.rowcount == 1
 
-    def lots(self) -> dict[str, Lot]:
+    def lots(self, lot_ids: Iterable[str] | None = None) -> dict[str, Lot]:
         with self._cursor() as conn:
-            rows = conn.execute(
-                self._sql("SELECT lot_id, released_at, event_id, payload FROM {s}.lots")
-            ).fetchall()
+            if lot_ids is None:
+                rows = conn.execute(
+                    self._sql("SELECT lot_id, released_at, event_id, payload FROM {s}.lots")
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    self._sql("SELECT lot_id, released_at, event_id, payload FROM {s}.lots"
+                              " WHERE lot_id = ANY(%s)"),
+                    (sorted(set(lot_ids)),),
+                ).fetchall()  # fmt: skip
         return {r[0]: Lot(r[0], r[1], r[2], r[3]) for r in rows}
 
     def empty(self) -> bool:

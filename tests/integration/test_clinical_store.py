@@ -53,6 +53,8 @@ def test_facts_lots_alerts_and_the_watch_list_are_kept_once(store: StateStore) -
     assert store.add_lot(lot) is True
     assert store.add_lot(Lot("LOT-1", T0 + timedelta(days=1), "e10", {})) is False  # first wins
     assert store.lots() == {"LOT-1": lot}
+    assert store.lots(["LOT-1", "LOT-404"]) == {"LOT-1": lot}
+    assert store.lots([]) == {}
 
     store.mark_raised("p1", [("k1", "a1"), ("k2", "a2")], T0.isoformat())
     store.mark_raised("p1", [("k1", "a1")], T0.isoformat())
