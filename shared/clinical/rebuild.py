@@ -37,6 +37,7 @@ def rebuild(
     """Replay ledger records (decoded leaves) into an empty `store`."""
     procedures: set[str] = set()
     raised_ids: set[str] = set()
+    links: list[tuple[str, str]] = []  # (related procedure, alert key) of linked adverse events
     facts = lots = 0
     for record in records:
         if record.get("disposition") != "accepted":
@@ -62,6 +63,10 @@ def rebuild(
         fact = Fact(str(event["event_id"]), kind, occurred_at, str(actor.get("id")), payload, 0)
         facts += store.add(str(procedure_id), fact)
         procedures.add(str(procedure_id))
+        related = payload.get("related_procedure_id") if kind == "adverse_event.reported" else None
+        if related and str(related) != str(procedure_id):
+            key = f"linked_ae:{event['event_id']}"  # as Recorder._link_adverse_event raises it
+            links.append((str(related), key))
     marked = 0
     all_lots = store.lots()  # once: a rebuild folds every procedure
     for procedure_id in sorted(procedures):
@@ -75,4 +80,8 @@ def rebuild(
         store.mark_raised(procedure_id, keys, now.isoformat())
         marked += len(keys)
         store.watch(procedure_id, state.needs_clock(policy))
+    for related, key in links:
+        if (alert_id := str(uuid.uuid5(ALERT_NAMESPACE, f"{related}:{key}"))) in raised_ids:
+            store.mark_raised(related, [(key, alert_id)], now.isoformat())
+            marked += 1
     return Rebuilt(facts, lots, len(procedures), marked)

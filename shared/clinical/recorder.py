@@ -30,11 +30,13 @@ NOT_FACTS = frozenset({"alert.raised", "record.signed"})  # kept in the ledger, 
 
 @dataclass(frozen=True)
 class Raised:
-    """Alert records to publish for one procedure, and what to mark once they are confirmed."""
+    """Alert records to publish, and what to mark raised once they are confirmed."""
 
-    procedure_id: str
     records: list[AuditRecord]
-    keys: list[tuple[str, str]]  # (alert key, alert event_id)
+    marks: list[tuple[str, str, str]]  # (procedure_id, alert key, alert event_id)
+
+    def __add__(self, other: Raised) -> Raised:
+        return Raised(self.records + other.records, self.marks + other.marks)
 
 
 class Recorder:
@@ -72,7 +74,28 @@ class Recorder:
         self.store.add(procedure_id, fact)
         state = self.state(procedure_id)
         self.store.watch(procedure_id, state.needs_clock(self.policy))
-        return self._new(state, state.alerts)
+        raised = self._new(procedure_id, state.alerts)
+        linked = self._link_adverse_event(envelope)
+        if raised and linked:
+            return raised + linked
+        return raised or linked
+
+    def _link_adverse_event(self, envelope: Envelope) -> Raised | None:
+        """A late adverse event reported under another procedure (a follow-up visit, a new
+        admission) also shows on the procedure it names, as an info alert there."""
+        related = envelope.payload.get("related_procedure_id")
+        own = str(envelope.procedure_id)
+        if envelope.type != "adverse_event.reported" or related in (None, own):
+            return None
+        p = envelope.payload
+        lot = f", lot {p['related_lot_id']}" if p.get("related_lot_id") else ""
+        alert = Alert(
+            f"linked_ae:{envelope.event_id}", "adverse_event_linked", "info",
+            f"adverse event '{p.get('term')}' (grade {p.get('grade')}{lot}) reported under"
+            f" procedure {envelope.procedure_id} is linked to this procedure",
+            (str(envelope.event_id),),
+        )  # fmt: skip
+        return self._new(str(related), [alert])
 
     def tick(self) -> list[Raised]:
         """Alerts the clock brings (vitals overdue) for every procedure it watches."""
@@ -83,7 +106,7 @@ class Recorder:
             if not state.needs_clock(self.policy):
                 self.store.watch(procedure_id, False)
                 continue
-            raised = self._new(state, due(state, now, self.policy))
+            raised = self._new(procedure_id, due(state, now, self.policy))
             if raised is not None:
                 out.append(raised)
         return out
@@ -95,33 +118,37 @@ class Recorder:
         return fold(procedure_id, facts, self.store.lots(used), self.policy)
 
     def confirmed(self, raised: Raised) -> None:
-        self.store.mark_raised(raised.procedure_id, raised.keys, self.clock.now().isoformat())
+        at = self.clock.now().isoformat()
+        for procedure_id in {m[0] for m in raised.marks}:
+            keys = [(key, alert_id) for p, key, alert_id in raised.marks if p == procedure_id]
+            self.store.mark_raised(procedure_id, keys, at)
         self.abandon(raised)
 
     def abandon(self, raised: Raised) -> None:
         """Forget alerts whose publishing failed (or was confirmed): they may be raised again."""
         with self._pending_lock:
-            self._pending -= {(raised.procedure_id, key) for key, _ in raised.keys}
+            self._pending -= {(p, key) for p, key, _ in raised.marks}
 
-    def _new(self, state: ProcedureState, alerts: list[Alert]) -> Raised | None:
-        known = self.store.raised(state.procedure_id)
+    def _new(self, procedure_id: str, alerts: list[Alert]) -> Raised | None:
+        known = self.store.raised(procedure_id)
         with self._pending_lock:
             fresh = [
                 a for a in alerts
-                if a.key not in known and (state.procedure_id, a.key) not in self._pending
+                if a.key not in known and (procedure_id, a.key) not in self._pending
             ]  # fmt: skip
-            self._pending |= {(state.procedure_id, a.key) for a in fresh}
+            self._pending |= {(procedure_id, a.key) for a in fresh}
         if not fresh:
             return None
         now = self.clock.now()
-        records, keys = [], []
+        records: list[AuditRecord] = []
+        marks: list[tuple[str, str, str]] = []
         for alert in fresh:
-            alert_id = str(uuid.uuid5(ALERT_NAMESPACE, f"{state.procedure_id}:{alert.key}"))
+            alert_id = str(uuid.uuid5(ALERT_NAMESPACE, f"{procedure_id}:{alert.key}"))
             envelope = parse_event({
                 "event_id": alert_id,
                 "type": "alert.raised",
                 "schema": 1,
-                "procedure_id": state.procedure_id,
+                "procedure_id": procedure_id,
                 "occurred_at": now,
                 "recorded_at": now,
                 "actor": {"id": self.service, "role": "service"},
@@ -134,11 +161,11 @@ class Recorder:
                 },
             })  # fmt: skip
             records.append(accepted(envelope, self.service, now))
-            keys.append((alert.key, alert_id))
-            log.warning("alert raised", procedure_id=state.procedure_id, code=alert.code,
+            marks.append((procedure_id, alert.key, alert_id))
+            log.warning("alert raised", procedure_id=procedure_id, code=alert.code,
                         severity=alert.severity, message=alert.message,
                         event_id=alert_id)  # fmt: skip
-        return Raised(state.procedure_id, records, keys)
+        return Raised(records, marks)
 
 
 class Ticker:

@@ -94,3 +94,20 @@ def test_no_reporting_clock_unless_serious_and_unexpected(
     (ae,) = implant.recorder.state(procedure.id).adverse_events
     assert ae.deadline is None
     assert codes_at(procedure, implant, clock, 30) == []
+
+
+def test_a_late_adverse_event_shows_on_the_procedure_it_is_linked_to(
+    bus: InMemoryBus, implant: Implant, procedure: Procedure, new_event: NewEvent,
+    example: Example,
+) -> None:  # fmt: skip
+    follow_up = Procedure(bus, new_event, example)  # weeks later: a new visit
+    late = {"term": "Discitis", "grade": 3, "serious": True, "expected": False,
+            "serious_criteria": ["hospitalisation"], "suspected_cause": "product",
+            "related_procedure_id": procedure.id, "related_lot_id": "LOT-77"}  # fmt: skip
+    reported = follow_up.post("adverse_event.reported",
+                              example("adverse_event.reported") | late, minute=0)  # fmt: skip
+    (linked,) = procedure.alerts()  # on the implant that caused it
+    assert linked["payload"]["code"] == "adverse_event_linked"
+    assert linked["payload"]["event_ids"] == [reported["event_id"]]
+    assert "LOT-77" in linked["payload"]["message"]
+    assert [a["payload"]["code"] for a in follow_up.alerts()] == ["sae_report_clock"]
