@@ -13,6 +13,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -24,6 +25,7 @@ from shared.events.record import AuditRecord, accepted
 
 log = structlog.get_logger("shared.clinical")
 
+_EVENTUALLY = timedelta(days=3650)  # far enough for every clock-driven alert to be due
 ALERT_NAMESPACE = uuid.UUID("1c1b2f0e-52f4-4d8e-9a0c-7d4a1f3b6e21")
 NOT_FACTS = frozenset({"alert.raised", "record.signed"})  # kept in the ledger, not in state
 
@@ -103,13 +105,17 @@ class Recorder:
         now = self.clock.now()
         for procedure_id in self.store.watched():
             state = self.state(procedure_id)
-            if not state.needs_clock(self.policy):
-                self.store.watch(procedure_id, False)
-                continue
             raised = self._new(procedure_id, due(state, now, self.policy))
             if raised is not None:
                 out.append(raised)
+            elif not state.sedated and self._all_raised(state, now):
+                self.store.watch(procedure_id, False)  # the clock has nothing left to say
         return out
+
+    def _all_raised(self, state: ProcedureState, now: datetime) -> bool:
+        """Whether every alert time could still bring here has been raised already."""
+        eventually = {a.key for a in due(state, now + _EVENTUALLY, self.policy)}
+        return eventually <= self.store.raised(state.procedure_id)
 
     def state(self, procedure_id: str) -> ProcedureState:
         """The procedure's state, folded from what the store holds."""

@@ -68,6 +68,9 @@ def test_a_life_threatening_unexpected_reaction_has_a_7_day_clock(
     assert codes_at(procedure, implant, clock, 1.0) == [
         *shown, "sae_report_due:warning", "sae_report_due:critical"]  # day 7.1  # fmt: skip
     assert all(a["payload"]["event_ids"] == [reported["event_id"]] for a in procedure.alerts())
+    assert procedure.id in implant.recorder.store.watched()
+    implant.service.tick()  # nothing left for the clock to raise: it stops watching
+    assert procedure.id not in implant.recorder.store.watched()
 
 
 def test_other_serious_unexpected_reactions_have_15_days(
