@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import orjson
 import structlog
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from services.bedside.store import BedsideStore, Procedure
 from shared.auth import Principal, TokenStore
@@ -22,6 +25,8 @@ from shared.bus.topology import EVENTS
 from shared.clinical.sample_ids import scheme as sample_id_scheme
 from shared.config import Settings
 from shared.events import (
+    CATALOGUE,
+    LEVELS_IN_ORDER,
     Actor,
     EnteredBy,
     Envelope,
@@ -236,12 +241,61 @@ class Bedside:
         return json_response({"sample_id": self.sample_ids.new(),
                               "scheme": self.sample_ids.name}, status=201)  # fmt: skip
 
+    async def list_procedures(self, request: Request) -> Response:
+        """The procedures bedside scheduled, newest first; `day=YYYY-MM-DD` keeps those planned
+        (or, unplanned, scheduled) on that day."""
+        authenticate(request, self.tokens, POSTERS)
+        day = request.query_params.get("day")
+        if day is not None and not _DAY.fullmatch(day):
+            raise invalid([FieldError("day", "is not a date such as 2026-11-21")])
+        out = []
+        for proc in self.store.procedures():
+            event = orjson.loads(proc.scheduled_event)
+            payload = event["payload"]
+            when = str(payload.get("scheduled_start") or event["occurred_at"])
+            if day is not None and not when.startswith(day):
+                continue
+            out.append({
+                "procedure_id": proc.procedure_id, "phase": proc.phase,
+                "patient": payload["patient"], "room": payload["room"],
+                "accession_number": payload.get("accession_number"),
+                "scheduled_start": payload.get("scheduled_start"),
+                "scheduled_at": event["occurred_at"],
+                "planned_targets": payload.get("planned_targets"),
+            })  # fmt: skip
+        return json_response({"procedures": out})
+
+    async def catalogue(self, request: Request) -> Response:
+        """What a tablet can post: each type's payload schema, who may post it, and the level
+        vocabulary (in anatomical order) for pickers."""
+        principal = authenticate(request, self.tokens, POSTERS)
+        types = {
+            name: {
+                "schema": spec.payload.model_json_schema(),
+                "needs_procedure": spec.needs_procedure,
+                "yours": principal.role in spec.posted_by,
+            }
+            for name, spec in CATALOGUE.items()
+            if spec.posted_by
+        }
+        return json_response({"types": types, "levels": list(LEVELS_IN_ORDER),
+                              "role": principal.role, "user": principal.user})  # fmt: skip
+
     async def healthz(self, request: Request) -> Response:
         return json_response({"status": "ok", "broker_connected": self.bus.connected})
 
 
 def _sha256(data: object) -> str:
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+STATIC = Path(__file__).parent / "static"
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+async def tablet_app(request: Request) -> Response:
+    """The tablet web app (no token needed to load it; every call it makes needs one)."""
+    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
 # Events whose payload names a harvest sample, checked against the sample id scheme.
@@ -260,6 +314,10 @@ def create_app(bedside: Bedside) -> Starlette:
             Route("/v1/procedures", bedside.schedule, methods=["POST"]),
             Route("/v1/events", bedside.post_event, methods=["POST"]),
             Route("/v1/sample-ids", bedside.new_sample_id, methods=["POST"]),
+            Route("/v1/procedures", bedside.list_procedures, methods=["GET"]),
+            Route("/v1/catalogue", bedside.catalogue, methods=["GET"]),
+            Route("/", tablet_app, methods=["GET"]),
+            Mount("/app", StaticFiles(directory=STATIC), name="app"),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
     )

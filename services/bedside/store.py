@@ -81,6 +81,13 @@ class BedsideStore:
             return None
         return Procedure(row[0], row[1], row[2], row[3], row[4], confirmed=bool(row[5]))
 
+    def procedures(self, limit: int = 500) -> list[Procedure]:
+        """Confirmed procedures, newest first."""
+        rows = self._conn.execute(
+            _SELECT + " WHERE confirmed = 1 ORDER BY rowid DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [Procedure(r[0], r[1], r[2], r[3], r[4], confirmed=bool(r[5])) for r in rows]
+
     def confirm_procedure(self, procedure_id: str) -> None:
         self._conn.execute(
             "UPDATE procedures SET confirmed = 1 WHERE procedure_id = ?", (procedure_id,)

@@ -1,6 +1,6 @@
 """Event envelope and catalogue: typed, validated at the edge, orjson on the bus."""
 
-from shared.events._types import LEVELS, ROLES, Phase, Role
+from shared.events._types import LEVELS, LEVELS_IN_ORDER, ROLES, Phase, Role
 from shared.events.envelope import (
     CATALOGUE,
     Actor,
@@ -21,6 +21,7 @@ from shared.events.envelope import (
 __all__ = [
     "CATALOGUE",
     "LEVELS",
+    "LEVELS_IN_ORDER",
     "ROLES",
     "Actor",
     "EnteredBy",

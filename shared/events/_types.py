@@ -34,9 +34,13 @@ _VERTEBRAE = (
     + ["S1"]
 )
 # Adjacent pairs, plus the lumbar pairs a six-lumbar counting convention needs.
-LEVELS: frozenset[str] = frozenset(
-    {f"{a}-{b}" for a, b in pairwise(_VERTEBRAE)} | {"L5-L6", "L6-S1"}
+# In anatomical order, head to sacrum (what a picker lists), then the two six-lumbar pairs.
+LEVELS_IN_ORDER: tuple[str, ...] = (
+    *(f"{a}-{b}" for a, b in pairwise(_VERTEBRAE)),
+    "L5-L6",
+    "L6-S1",
 )
+LEVELS: frozenset[str] = frozenset(LEVELS_IN_ORDER)
 
 
 def _check_level(value: str) -> str:

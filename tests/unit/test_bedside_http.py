@@ -463,3 +463,34 @@ async def test_a_sample_id_with_a_wrong_check_character_is_a_422_and_new_ids_are
                     procedure_id=procedure_id)  # fmt: skip
     accepted = await bedside_client.post("/v1/events", json=raw, headers=bearer("nurse"))
     assert accepted.status_code == 202
+
+
+async def test_the_tablet_lists_procedures_and_reads_the_catalogue_it_builds_forms_from(
+    bedside_client: httpx.AsyncClient, bearer: Bearer
+) -> None:
+    procedure_id = await schedule(bedside_client, bearer)
+    listed = await bedside_client.get("/v1/procedures", headers=bearer("nurse"))
+    assert listed.status_code == 200
+    (proc,) = listed.json()["procedures"]
+    assert proc["procedure_id"] == procedure_id
+    assert proc["patient"]["id"]
+    elsewhere = await bedside_client.get(
+        "/v1/procedures", params={"day": "1999-01-01"}, headers=bearer("nurse")
+    )
+    assert elsewhere.json()["procedures"] == []
+    bad = await bedside_client.get("/v1/procedures", params={"day": "today"},
+                                   headers=bearer("nurse"))  # fmt: skip
+    assert bad.status_code == 422
+    assert problem_fields(bad) == ["day"]
+    catalogue = (await bedside_client.get("/v1/catalogue", headers=bearer("nurse"))).json()
+    assert catalogue["levels"][0] == "C2-C3"
+    assert catalogue["levels"].index("L4-L5") < catalogue["levels"].index("L5-S1")
+    drug = catalogue["types"]["sedation.drug_administered"]
+    assert drug["yours"] is True
+    assert "mg" in drug["schema"]["properties"]["unit"]["enum"]
+    assert catalogue["types"]["product.lot_released"]["yours"] is False  # the lab's
+    assert "alert.raised" not in catalogue["types"]  # nobody posts those
+    assert (await bedside_client.get("/v1/procedures")).status_code == 401
+    page = await bedside_client.get("/")
+    assert page.status_code == 200
+    assert "/app/app.js" in page.text
