@@ -35,7 +35,10 @@ def main() -> None:
     )
     try:
         tokens = TokenStore(settings.data_dir)
-        api = AuditApi(reader, tokens, signer.verifier, bus, settings.publish_timeout_s)
+        api = AuditApi(
+            reader, tokens, signer.verifier, bus, settings.publish_timeout_s,
+            imaging_root=settings.data_dir / "imaging",
+        )  # fmt: skip
         serve_http(create_app(api), settings.audit_addr)
     finally:
         bus.close()

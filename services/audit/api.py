@@ -6,18 +6,21 @@ from __future__ import annotations
 import asyncio
 import base64
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
-from services.audit import export, merkle, timeline
+from services.audit import export, merkle, thumbnails, timeline
 from services.audit.access import access_record
 from services.audit.checkpoint import Verifier
 from services.audit.store import FILTERS, Query, Store
+from services.audit.verify import verify
 from shared.auth import Principal, TokenStore
 from shared.bus import Bus, BusError
 from shared.bus.topology import AUDIT
@@ -25,6 +28,14 @@ from shared.events import CATALOGUE, ROLES, FieldError, Role
 from shared.http import EXCEPTION_HANDLERS, Problem, authenticate, json_response
 
 READERS: tuple[Role, ...] = ("compliance", "admin")
+STATIC = Path(__file__).parent / "static"
+
+
+async def compliance_app(request: Request) -> Response:
+    """The compliance web app (loading it needs no token; every call it makes needs one)."""
+    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
 QUERY_PARAMS = (*FILTERS, "since", "until", "after_seq", "limit", "format")
 TIMELINE_MAX = 100_000
 MAX_LIMIT = 1000
@@ -94,12 +105,14 @@ class AuditApi:
         verifier: Verifier,
         bus: Bus,
         confirm_timeout_s: float = 5.0,
+        imaging_root: Path | None = None,
     ) -> None:
         self.store = store
         self.tokens = tokens
         self.verifier = verifier
         self.bus = bus
         self.confirm_timeout_s = confirm_timeout_s
+        self.imaging_root = imaging_root  # where the listener keeps objects (read only)
 
     async def record_access(
         self,
@@ -169,6 +182,38 @@ class AuditApi:
         if found is None:
             raise Problem(404, "Not Found", f"no ledger entry for event {event_id}")
         return json_response(found.to_json())
+
+    async def thumbnail(self, request: Request) -> Response:
+        """A capture's first frame as PNG, rendered from the stored object (audited)."""
+        principal = authenticate(request, self.tokens, READERS)
+        event_id = request.path_params["event_id"]
+        found = await run_in_threadpool(self.store.by_event_id, event_id)
+        await self.record_access(principal, "audit.queried", {"thumbnail": event_id},
+                                 0 if found is None else 1)  # fmt: skip
+        event = found.content()["event"] if found else {}
+        stored_as = event.get("payload", {}).get("stored_as")
+        if event.get("type") != "imaging.capture_received" or not stored_as:
+            raise Problem(404, "Not Found", f"no stored capture for event {event_id}")
+        if self.imaging_root is None:
+            raise Problem(404, "Not Found", "this audit service cannot read the imaging store")
+        try:
+            path = thumbnails.stored_path(self.imaging_root, str(stored_as))
+            png = await run_in_threadpool(thumbnails.render, path)
+        except thumbnails.NoThumbnail as exc:
+            raise Problem(404, "Not Found", str(exc)) from None
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private"})
+
+    async def verify_now(self, request: Request) -> Response:
+        """Recompute the ledger (the compliance app's "Verify" button); audited."""
+        principal = authenticate(request, self.tokens, READERS)
+        report = await run_in_threadpool(verify, self.store, self.verifier)
+        await self.record_access(principal, "audit.queried", {"verify": True}, report.size)
+        return json_response({
+            "intact": report.intact, "size": report.size,
+            "root": base64.b64encode(report.root).decode() if report.root else None,
+            "checkpoints_compared": report.checkpoints, "signatures": report.signatures,
+            "problem": report.problem, "first_bad_seq": report.first_bad_seq,
+        }, status=200 if report.intact else 409)  # fmt: skip
 
     async def timeline(self, request: Request) -> Response:
         principal = authenticate(request, self.tokens, READERS)
@@ -248,6 +293,10 @@ def create_app(api: AuditApi) -> Starlette:
             Route("/v1/audit/public-key", api.public_key, methods=["GET"]),
             Route("/v1/audit/proofs/inclusion", api.inclusion, methods=["GET"]),
             Route("/v1/audit/proofs/consistency", api.consistency, methods=["GET"]),
+            Route("/v1/audit/captures/{event_id}/thumbnail", api.thumbnail, methods=["GET"]),
+            Route("/v1/audit/verify", api.verify_now, methods=["POST"]),
+            Route("/", compliance_app, methods=["GET"]),
+            Mount("/app", StaticFiles(directory=STATIC), name="app"),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
     )

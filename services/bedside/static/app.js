@@ -124,6 +124,7 @@ function signIn(message) {
     e.preventDefault();
     session.token = token.value.trim();
     const r = await api("/v1/catalogue").catch(() => null);
+    if (r && r.status === 403) { session.token = null; signIn("This account cannot record events: the tablet is for clinical staff."); return; }
     if (!r || !r.ok) { session.token = null; signIn("That token was not accepted."); return; }
     catalogue = await r.json();
     procedures();
