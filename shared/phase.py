@@ -6,6 +6,7 @@ its reason; one that does not even carry an event_id goes to the dead-letter que
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -15,12 +16,32 @@ import orjson
 import structlog
 
 from shared.bus import Bus, BusError, Delivery, Settle
-from shared.bus.topology import AUDIT
+from shared.bus.topology import AUDIT, EVENTS
 from shared.clinical.recorder import Raised, Recorder
 from shared.events import Envelope, InvalidEvent, decode_event, utcnow
 from shared.events.record import AuditRecord, accepted, rejected
 
 log = structlog.get_logger("shared.phase")
+
+
+def _both(first: Future[None], second: Future[None]) -> Future[None]:
+    """A future done when both are (failed when either fails)."""
+    out: Future[None] = Future()
+    lock = threading.Lock()
+
+    def settle(_: Future[None]) -> None:
+        with lock:
+            if not (first.done() and second.done()) or out.done():
+                return
+            error = first.exception() or second.exception()
+            if error is not None:
+                out.set_exception(error)
+            else:
+                out.set_result(None)
+
+    first.add_done_callback(settle)
+    second.add_done_callback(settle)
+    return out
 
 
 class PhaseService:
@@ -90,12 +111,19 @@ class PhaseService:
                 self.recorder.abandon(raised)  # the next tick raises them again
 
     def _publish(self, record: AuditRecord) -> Future[None]:
-        return self.bus.publish(
+        confirmed = self.bus.publish(
             AUDIT,
             str(record.event.get("type", "unknown")),
             record.to_bytes(),
             message_id=record.event_id,
         )
+        if record.event.get("type") != "alert.raised":
+            return confirmed
+        # The tablets' live alerts: the same event, to bedside's queue (q.bedside).
+        shown = self.bus.publish(
+            EVENTS, f"alert.{self.service}", orjson.dumps(record.event), message_id=record.event_id
+        )
+        return _both(confirmed, shown)
 
     def _await_confirm(self, record: AuditRecord, future: Future[None]) -> Settle:
         try:

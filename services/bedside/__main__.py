@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import structlog
 
-from services.bedside.api import Bedside, create_app
+from services.bedside.api import AlertsFeed, Bedside, create_app
 from services.bedside.store import BedsideStore
 from shared.auth import TokenStore
+from shared.bus.topology import Q_BEDSIDE
 from shared.runtime import boot, make_bus, serve_http
 
 log = structlog.get_logger("bedside")
@@ -15,8 +16,10 @@ log = structlog.get_logger("bedside")
 def main() -> None:
     settings = boot("bedside")
     bus = make_bus(settings, "bedside")
+    path = settings.service_dir("bedside") / "bedside.sqlite3"
+    bus.subscribe(Q_BEDSIDE, AlertsFeed(BedsideStore(path)).handle)
     bus.start()
-    store = BedsideStore(settings.service_dir("bedside") / "bedside.sqlite3")
+    store = BedsideStore(path)
     bedside = Bedside(settings, bus, TokenStore(settings.data_dir), store)
     log.info("listening", addr=f"{settings.bedside_addr[0]}:{settings.bedside_addr[1]}")
     try:

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,9 +21,11 @@ from starlette.staticfiles import StaticFiles
 
 from services.bedside.store import BedsideStore, Procedure
 from shared.auth import Principal, TokenStore
-from shared.bus import BrokerUnavailable, Bus, BusError, routing_key
+from shared.bus import BrokerUnavailable, Bus, BusError, Delivery, Settle, routing_key
 from shared.bus.topology import EVENTS
+from shared.clinical.rules import Fact, Lot, due, fold
 from shared.clinical.sample_ids import scheme as sample_id_scheme
+from shared.clinical.store import ClinicalStore
 from shared.config import Settings
 from shared.events import (
     CATALOGUE,
@@ -54,12 +57,21 @@ RETRY_AFTER_S = "5"
 
 
 class Bedside:
-    def __init__(self, settings: Settings, bus: Bus, tokens: TokenStore, store: BedsideStore):
+    def __init__(
+        self,
+        settings: Settings,
+        bus: Bus,
+        tokens: TokenStore,
+        store: BedsideStore,
+        facts: ClinicalStore | None = None,
+    ):
         self.settings = settings
         self.bus = bus
         self.tokens = tokens
         self.store = store
         self.sample_ids = sample_id_scheme(settings.sample_id_scheme)
+        # What this bedside accepted, per procedure: the tablets' running totals and banners.
+        self.facts = facts or ClinicalStore(settings.service_dir("bedside") / "clinical.sqlite3")
 
     async def publish(self, envelope: Envelope, phase: str) -> None:
         """Publish and wait for the broker's confirm, or answer 503 with Retry-After."""
@@ -192,11 +204,43 @@ class Bedside:
             )
             await self.publish(stamped, phase)
             self.store.confirm_event(str(envelope.event_id))
+            self._remember(stamped)
             log.info("event accepted", type=envelope.type, phase=phase, late=late)
         else:
             log.info("event already accepted", type=envelope.type)
         body = {"event_id": str(envelope.event_id), "recorded_at": rfc3339(recorded_at)}
         return json_response(body, 202)
+
+    def _remember(self, envelope: Envelope) -> None:
+        if envelope.type == "product.lot_released":
+            self.facts.add_lot(Lot(str(envelope.payload["lot_id"]), envelope.occurred_at,
+                                   str(envelope.event_id), envelope.payload))  # fmt: skip
+        elif envelope.procedure_id is not None:
+            self.facts.add(str(envelope.procedure_id), Fact(
+                str(envelope.event_id), envelope.type, envelope.occurred_at, envelope.actor.id,
+                envelope.payload, 0,
+            ))  # fmt: skip
+
+    async def procedure_state(self, request: Request) -> Response:
+        """What the tablet shows beside its buttons: running totals, whether vitals are
+        overdue, and the alerts the harvest and implant services raised for the procedure."""
+        authenticate(request, self.tokens, POSTERS)
+        procedure_id = request.path_params["procedure_id"]
+        facts = self.facts.facts(procedure_id)
+        lots = self.facts.lots({str(f.payload.get("lot_id")) for f in facts})
+        policy = self.settings.policy()
+        state = fold(procedure_id, facts, lots, policy)
+        now = utcnow()
+        overdue = [a for a in due(state, now, policy) if a.code == "vitals_overdue"]
+        return json_response({
+            "procedure_id": procedure_id, "stage": state.stage, "weight_kg": state.weight_kg,
+            "sedated": state.sedated,
+            "last_vitals_at": rfc3339(state.last_vitals_at) if state.last_vitals_at else None,
+            "vitals_overdue": overdue[0].message if overdue else None,
+            "drugs": [{"drug": d.drug, "unit": d.unit, "total": d.total, "doses": d.doses,
+                       "per_kg": state.per_kg(d.drug, d.unit)} for d in state.drugs.values()],
+            "alerts": self.store.alerts(procedure_id),
+        })  # fmt: skip
 
     def _bind_signature(
         self, envelope: Envelope, principal: Principal, request: Request
@@ -316,8 +360,30 @@ def create_app(bedside: Bedside) -> Starlette:
             Route("/v1/sample-ids", bedside.new_sample_id, methods=["POST"]),
             Route("/v1/procedures", bedside.list_procedures, methods=["GET"]),
             Route("/v1/catalogue", bedside.catalogue, methods=["GET"]),
+            Route("/v1/procedures/{procedure_id}/state", bedside.procedure_state, methods=["GET"]),
             Route("/", tablet_app, methods=["GET"]),
             Mount("/app", StaticFiles(directory=STATIC), name="app"),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
     )
+
+
+class AlertsFeed:
+    """Consumes q.bedside: the alerts harvest and implant raise, kept for the tablets."""
+
+    def __init__(self, store: BedsideStore) -> None:
+        self.store = store  # its own connection: this runs on the bus's worker thread
+
+    def handle(self, batch: Sequence[Delivery]) -> list[Settle]:
+        settles = []
+        for delivery in batch:
+            try:
+                event = orjson.loads(delivery.body)
+                if event.get("type") == "alert.raised":
+                    self.store.add_alert(event)
+                settles.append(Settle.ACK)
+            except (orjson.JSONDecodeError, KeyError, AttributeError, AssertionError):
+                log.error("unreadable alert sent to the dead-letter queue",
+                          message_id=delivery.message_id)  # fmt: skip
+                settles.append(Settle.DEAD)
+        return settles

@@ -18,6 +18,15 @@ CREATE TABLE IF NOT EXISTS procedures (
     request_digest     TEXT NOT NULL,
     confirmed          INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS alerts (
+    event_id     TEXT PRIMARY KEY,
+    procedure_id TEXT,
+    occurred_at  TEXT NOT NULL,
+    code         TEXT NOT NULL,
+    severity     TEXT NOT NULL,
+    message      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_procedure ON alerts (procedure_id, occurred_at);
 CREATE TABLE IF NOT EXISTS accepted_events (
     event_id     TEXT PRIMARY KEY,
     digest       TEXT NOT NULL,
@@ -112,6 +121,24 @@ class BedsideStore:
         self._conn.execute(
             "UPDATE accepted_events SET confirmed = 1 WHERE event_id = ?", (event_id,)
         )
+
+    def add_alert(self, event: dict[str, object]) -> None:
+        payload = event.get("payload")
+        assert isinstance(payload, dict)
+        self._conn.execute(
+            "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, ?, ?)",
+            (str(event["event_id"]), event.get("procedure_id"), str(event["occurred_at"]),
+             str(payload["code"]), str(payload["severity"]), str(payload["message"])),
+        )  # fmt: skip
+
+    def alerts(self, procedure_id: str) -> list[dict[str, str]]:
+        rows = self._conn.execute(
+            "SELECT event_id, occurred_at, code, severity, message FROM alerts"
+            " WHERE procedure_id = ? ORDER BY occurred_at",
+            (procedure_id,),
+        ).fetchall()
+        keys = ("event_id", "occurred_at", "code", "severity", "message")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def close(self) -> None:
         self._conn.close()

@@ -13,6 +13,7 @@ Q_HARVEST = "q.harvest"
 Q_IMPLANT = "q.implant"
 Q_IMAGING = "q.imaging"
 Q_AUDIT = "q.audit"
+Q_BEDSIDE = "q.bedside"  # alerts for the tablets (alert.<service>)
 
 
 @dataclass(frozen=True)
@@ -73,5 +74,6 @@ def default_topology(delivery_limit: int = 5) -> Topology:
                 delivery_limit,
             ),
             Queue(Q_AUDIT, AUDIT, ("",), delivery_limit),
+            Queue(Q_BEDSIDE, EVENTS, ("alert.#",), delivery_limit),
         ),
     )

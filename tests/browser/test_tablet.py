@@ -112,3 +112,22 @@ def test_with_the_network_cut_entries_wait_and_are_sent_once_each(
                             if e["type"] == "sedation.vitals_recorded"]) >= 2, 30)  # fmt: skip
     vitals = [e for e in ledger(system, procedure) if e["type"] == "sedation.vitals_recorded"]
     assert sorted(e["payload"]["spo2_pct"] for e in vitals) == [95, 97]  # once each
+
+
+def test_the_tablet_shows_running_totals_and_the_alerts_the_services_raise(
+    tablet: Page, system: System
+) -> None:
+    procedure = schedule(system, "PAT-T3")
+    open_procedure(tablet, system, procedure)
+    for dose in ("2", "1.5"):
+        record(tablet, "sedation.drug_administered",
+               {"drug": "midazolam", "dose": dose, "route": "IV", "given_by": "dr.cole"},
+               {"unit": "mg"})  # fmt: skip
+    expect(tablet.locator("#totals")).to_contain_text("3.5 mg", timeout=15000)
+    record(tablet, "implant.needle_placed",  # before any time-out
+           {"approach": "posterolateral", "needle_gauge": "22", "needle_length_mm": "150"},
+           {"target-kind": "disc", "target-level": "L5-S1"})  # fmt: skip
+    expect(tablet.locator("#alerts")).to_contain_text("intervention before time out",
+                                                      timeout=20000)  # fmt: skip
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    tablet.screenshot(path=str(ARTIFACTS / "tablet-live-alerts.png"), full_page=True)

@@ -11,7 +11,8 @@ import httpx
 import orjson
 import pytest
 
-from shared.bus import InMemoryBus
+from services.bedside.api import AlertsFeed, Bedside
+from shared.bus import Delivery, InMemoryBus
 from shared.bus.topology import EVENTS, Q_HARVEST, Q_IMAGING, Q_IMPLANT
 from shared.http import PROBLEM
 
@@ -494,3 +495,33 @@ async def test_the_tablet_lists_procedures_and_reads_the_catalogue_it_builds_for
     page = await bedside_client.get("/")
     assert page.status_code == 200
     assert "/app/app.js" in page.text
+
+
+async def test_the_tablet_sees_running_totals_and_the_services_alerts(
+    bedside_client: httpx.AsyncClient, bedside: Bedside, bearer: Bearer, new_event: NewEvent
+) -> None:
+    procedure_id = await schedule(bedside_client, bearer)
+    ten_minutes_ago = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+    for dose in (2, 1):
+        given = {"drug": "Midazolam", "dose": dose, "unit": "mg", "route": "IV",
+                 "given_by": "dr.cole"}  # fmt: skip
+        raw = new_event("sedation.drug_administered", given, procedure_id=procedure_id,
+                        occurred_at=ten_minutes_ago)  # fmt: skip
+        assert (await bedside_client.post("/v1/events", json=raw,
+                                          headers=bearer("nurse"))).status_code == 202  # fmt: skip
+    alert = {"event_id": "5b8e2b58-33f1-4a52-9d46-4b4f5e1d2a10", "type": "alert.raised",
+             "procedure_id": procedure_id, "occurred_at": "2026-11-21T09:00:00+00:00",
+             "payload": {"code": "needle_unconfirmed", "severity": "warning",
+                         "message": "no confirming image", "event_ids": []}}  # fmt: skip
+    feed = AlertsFeed(bedside.store)
+    body = orjson.dumps(alert)
+    delivery = Delivery(body=body, routing_key="alert.implant", message_id=alert["event_id"],
+                        headers={}, redelivered=False)  # fmt: skip
+    feed.handle([delivery, delivery])  # a redelivery keeps one
+    r = await bedside_client.get(f"/v1/procedures/{procedure_id}/state", headers=bearer("nurse"))
+    state = r.json()
+    (midazolam,) = state["drugs"]
+    assert (midazolam["total"], midazolam["doses"], midazolam["unit"]) == (3.0, 2, "mg")
+    assert state["sedated"] is True
+    assert state["vitals_overdue"] is not None  # dosed, and no vitals since
+    assert [a["code"] for a in state["alerts"]] == ["needle_unconfirmed"]

@@ -111,6 +111,8 @@ async function flush() {
   } finally {
     flushing = false;
     showOutbox();
+    const shown = document.getElementById("sent");  // what was just recorded, in the list
+    if (shown) shown.replaceWith(sentList(shown.dataset.procedure || undefined));
   }
 }
 window.addEventListener("online", flush);
@@ -163,10 +165,10 @@ function sentList(procedureId) {
   const sent = JSON.parse(localStorage.getItem(SENT_KEY) || "[]")
     .filter(s => !procedureId || s.procedure === procedureId).slice(0, 10);
   const failed = outbox.load().filter(i => i.error && (!procedureId || i.event.procedure_id === procedureId));
-  return el("section", {},
+  return el("section", { id: "sent", "data-procedure": procedureId || "" },
     failed.length ? el("div", {}, el("h2", {}, "Refused"), el("ul", {}, failed.map(i => el("li", { class: "error" },
       `${i.event.type}: ${i.error} ${(i.fields || []).join("; ")} `,
-      el("button", { class: "secondary", on: { click: () => { outbox.save(outbox.load().filter(x => x !== i && x.event.event_id !== i.event.event_id)); app.querySelector("section")?.replaceWith(sentList(procedureId)); } } }, "Discard"))))) : "",
+      el("button", { class: "secondary", on: { click: () => { outbox.save(outbox.load().filter(x => x.event.event_id !== i.event.event_id)); document.getElementById("sent")?.replaceWith(sentList(procedureId)); } } }, "Discard"))))) : "",
     el("h2", {}, "Recorded"),
     el("ul", { class: "sent" }, sent.map(s => el("li", {}, `${s.type} — occurred ${new Date(s.occurred_at).toLocaleTimeString()}, recorded ${new Date(s.recorded_at).toLocaleTimeString()}`))));
 }
@@ -177,12 +179,39 @@ function procedure(p) {
   const other = el("select", { id: "other-type", "aria-label": "Any other event" },
     el("option", { value: "" }, "Any other event…"), types.sort().map(t => el("option", { value: t }, t)));
   other.addEventListener("change", () => other.value && entry(p, other.value));
+  const live = el("section", { id: "live", "aria-live": "polite" });
   app.replaceChildren(
     el("p", {}, el("button", { class: "secondary", on: { click: procedures } }, "← Procedures")),
     el("h2", {}, `${p.patient.id} · ${p.phase} · room ${p.room}`),
+    live,
     el("div", { class: "grid" }, quick.map(t => el("button", { "data-type": t, on: { click: () => entry(p, t) } }, t.replaceAll("_", " ").replace(".", ": ")))),
     el("p", {}, other),
     sentList(p.procedure_id));
+  clearInterval(stateTimer);
+  const refresh = () => showState(p, live);
+  refresh();
+  stateTimer = setInterval(() => (document.body.contains(live) ? refresh() : clearInterval(stateTimer)), 5000);
+}
+
+let stateTimer = null;
+async function showState(p, live) {
+  let state;
+  try {
+    const r = await api(`/v1/procedures/${p.procedure_id}/state`);
+    if (!r.ok) return;
+    state = await r.json();
+  } catch (offline) { return; }  // offline: keep what is shown
+  const overdue = state.vitals_overdue
+    ? el("p", { class: "banner", id: "vitals-overdue", role: "alert" }, "Vitals overdue: " + state.vitals_overdue) : "";
+  const totals = state.drugs.length ? el("table", { id: "totals" },
+    el("caption", {}, "Sedation so far"),
+    el("tbody", {}, state.drugs.map(d => el("tr", {}, el("th", { scope: "row" }, d.drug),
+      el("td", {}, `${+d.total.toFixed(3)} ${d.unit}`),
+      el("td", {}, d.per_kg != null ? `${+d.per_kg.toFixed(4)} ${d.unit}/kg` : ""),
+      el("td", {}, `${d.doses} ${d.doses === 1 ? "dose" : "doses"}`))))) : "";
+  const alerts = state.alerts.length ? el("ul", { id: "alerts" }, state.alerts.map(a =>
+    el("li", { class: a.severity }, `${a.code.replaceAll("_", " ")}: ${a.message}`))) : "";
+  live.replaceChildren(overdue, totals, alerts ? el("h3", {}, "Alerts") : "", alerts);
 }
 
 // --- forms from the catalogue's schemas -------------------------------------------------------
