@@ -140,10 +140,10 @@ function signIn(message) {
   token.focus();
 }
 
-function today() {
-  const d = new Date();
+function localDay(d) {
   return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
 }
+function today() { return localDay(new Date()); }
 
 async function procedures() {
   document.getElementById("who").textContent = `${catalogue.user} (${catalogue.role})`;
@@ -151,7 +151,8 @@ async function procedures() {
   if (!r.ok) return;
   const all = (await r.json()).procedures;
   const day = today();
-  const mine = all.filter(p => (p.scheduled_start || p.scheduled_at).slice(0, 10) === day || !p.scheduled_start);
+  // Planned for today, or (no planned start) scheduled today: in the tablet's own time zone.
+  const mine = all.filter(p => localDay(new Date(p.scheduled_start || p.scheduled_at)) === day);
   app.replaceChildren(
     el("h2", {}, `Today's procedures (${day})`),
     el("div", { class: "list" }, mine.length ? mine.map(p => el("button", {
