@@ -21,8 +21,10 @@ ARTIFACTS = Path(os.environ.get("PROCTRAIL_TEST_ARTIFACTS", REPO / "test-artifac
 TABLET = {"width": 768, "height": 1024}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Per module, not per session: Playwright's sync API holds an asyncio loop while it runs,
+    and the anyio tests that come after need the main thread's loop free."""
     chromium = shutil.which("chromium")
     if chromium is None:
         message = "Debian's chromium is not installed (apt-get install chromium)"
