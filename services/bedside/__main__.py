@@ -27,6 +27,7 @@ def main() -> None:
     finally:
         bus.close()
         store.close()
+        bedside.facts.close()
 
 
 if __name__ == "__main__":
