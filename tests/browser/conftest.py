@@ -52,3 +52,8 @@ def tablet(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     (ARTIFACTS / f"{request.node.name}.console.txt").write_text("\n".join(console) + "\n")
     context.close()
+
+
+def fits(page: Page) -> bool:
+    """No sideways scrolling: the page is no wider than the window."""
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))

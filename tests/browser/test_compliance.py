@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, fits
 from tests.integration.clinic import PHYSICIAN, Clinic
 from tests.integration.conftest import System, running_system
 
@@ -55,6 +55,11 @@ def test_a_compliance_officer_finds_a_procedure_reads_its_timeline_and_exports_i
         "img => img.complete && img.naturalWidth > 0", arg=image.element_handle()
     )
     tablet.screenshot(path=str(ARTIFACTS / "compliance-timeline.png"), full_page=True)
+    assert fits(tablet)  # nothing wider than the tablet's screen
+    tablet.set_viewport_size({"width": 1366, "height": 800})  # and on a desktop
+    assert fits(tablet)
+    tablet.screenshot(path=str(ARTIFACTS / "compliance-timeline-desktop.png"), full_page=True)
+    tablet.set_viewport_size({"width": 768, "height": 1024})
     with tablet.expect_download() as download:
         tablet.click("#export-pdf")
     saved = tmp_path / download.value.suggested_filename

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, fits
 from tests.integration.conftest import System, running_system, wait_until
 
 pytestmark = pytest.mark.integration
@@ -79,6 +79,7 @@ def test_a_nurse_records_a_sedation_sequence_and_a_needle_placement(
            {"approach": "posterolateral", "needle_gauge": "22", "needle_length_mm": "150"},
            {"target-kind": "disc", "target-level": "L4-L5"})  # fmt: skip
     expect(tablet.locator("#outbox")).to_be_hidden()  # nothing left waiting on the tablet
+    assert fits(tablet)
     wanted = ["sedation.drug_administered", "sedation.vitals_recorded", "sedation.depth_scored",
               "procedure.time_out", "implant.needle_placed"]  # fmt: skip
     wait_until(lambda: set(wanted) <= {e["type"] for e in ledger(system, procedure)}, 30)
