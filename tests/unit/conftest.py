@@ -29,10 +29,12 @@ from services.bedside.store import BedsideStore
 from shared.auth import TokenStore
 from shared.bus import InMemoryBus, default_topology
 from shared.bus.topology import Q_AUDIT
+from shared.clinical.clock import FakeClock
 from shared.config import Settings
 from shared.events import CATALOGUE, parse_event, utcnow
 from shared.events.record import AuditRecord, accepted
 from shared.phase import PhaseService
+from tests.unit.clinical_harness import T0, Implant, Procedure, start_implant
 
 SAMPLE_ID = "S7K2M9Q4X1B5"  # a valid default-scheme id (ISO 7064 MOD 37-2 check character)
 PROCEDURE_ID = "6f1c2a3e-0b4d-4e8f-9a51-2c7d8e9f0a1b"
@@ -374,3 +376,29 @@ def record(new_event: Callable[..., dict[str, Any]]) -> Callable[..., AuditRecor
 @pytest.fixture
 def signer_vkey(signer: Signer) -> str:
     return signer.verifier.vkey()
+
+
+# --- the clinical rules on the in-memory bus (tests/unit/test_clinical_*.py) ----------------
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The clinical services' clock; tests move it instead of sleeping."""
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def implant_rules(bus: InMemoryBus, tmp_path: Path, clock: FakeClock) -> Implant:
+    """The implant service with its clinical rules, consuming q.implant."""
+    return start_implant(bus, tmp_path / "clinical.sqlite3", clock)
+
+
+@pytest.fixture
+def procedure(
+    bus: InMemoryBus,
+    implant_rules: Implant,
+    new_event: Callable[..., dict[str, Any]],
+    example: Callable[[str], dict[str, Any]],
+) -> Procedure:
+    """An implant procedure for MRN-0042, scheduled; post its events with `.post`."""
+    return Procedure(bus, new_event, example)

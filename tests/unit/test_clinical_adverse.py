@@ -5,7 +5,6 @@ the deadline nears and again once it has passed; driven by the clock, without sl
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,25 +17,7 @@ from tests.unit.clinical_harness import (
     Implant,
     NewEvent,
     Procedure,
-    start_implant,
 )
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
-def implant(bus: InMemoryBus, tmp_path: Path, clock: FakeClock) -> Implant:
-    return start_implant(bus, tmp_path / "clinical.sqlite3", clock)
-
-
-@pytest.fixture
-def procedure(
-    bus: InMemoryBus, implant: Implant, new_event: NewEvent, example: Example
-) -> Procedure:
-    return Procedure(bus, new_event, example)
 
 
 def report(procedure: Procedure, example: Example, **changes: Any) -> dict[str, Any]:
@@ -46,41 +27,43 @@ def report(procedure: Procedure, example: Example, **changes: Any) -> dict[str, 
     return procedure.post("adverse_event.reported", payload, minute=0)
 
 
-def codes_at(procedure: Procedure, implant: Implant, clock: FakeClock, days: float) -> list[str]:
+def codes_at(
+    procedure: Procedure, implant_rules: Implant, clock: FakeClock, days: float
+) -> list[str]:
     clock.advance(days=days)
-    implant.service.tick()
+    implant_rules.service.tick()
     return [f"{a['payload']['code']}:{a['payload']['severity']}" for a in procedure.alerts()]
 
 
 def test_a_life_threatening_unexpected_reaction_has_a_7_day_clock(
-    procedure: Procedure, implant: Implant, clock: FakeClock, example: Example
+    procedure: Procedure, implant_rules: Implant, clock: FakeClock, example: Example
 ) -> None:
     reported = report(procedure, example, grade=4, serious_criteria=["life_threatening"])
-    (ae,) = implant.recorder.state(procedure.id).adverse_events
+    (ae,) = implant_rules.recorder.state(procedure.id).adverse_events
     assert ae.deadline == T0 + timedelta(days=7)
     (clock_shown,) = procedure.alerts()  # the deadline is in the record at once
     assert clock_shown["payload"]["code"] == "sae_report_clock"
     assert (T0 + timedelta(days=7)).isoformat() in clock_shown["payload"]["message"]
     shown = ["sae_report_clock:info"]
-    assert codes_at(procedure, implant, clock, 4.9) == shown
-    assert codes_at(procedure, implant, clock, 0.2) == [*shown, "sae_report_due:warning"]
-    assert codes_at(procedure, implant, clock, 1.0) == [*shown, "sae_report_due:warning"]
-    assert codes_at(procedure, implant, clock, 1.0) == [
+    assert codes_at(procedure, implant_rules, clock, 4.9) == shown
+    assert codes_at(procedure, implant_rules, clock, 0.2) == [*shown, "sae_report_due:warning"]
+    assert codes_at(procedure, implant_rules, clock, 1.0) == [*shown, "sae_report_due:warning"]
+    assert codes_at(procedure, implant_rules, clock, 1.0) == [
         *shown, "sae_report_due:warning", "sae_report_due:critical"]  # day 7.1  # fmt: skip
     assert all(a["payload"]["event_ids"] == [reported["event_id"]] for a in procedure.alerts())
-    assert procedure.id in implant.recorder.store.watched()
-    implant.service.tick()  # nothing left for the clock to raise: it stops watching
-    assert procedure.id not in implant.recorder.store.watched()
+    assert procedure.id in implant_rules.recorder.store.watched()
+    implant_rules.service.tick()  # nothing left for the clock to raise: it stops watching
+    assert procedure.id not in implant_rules.recorder.store.watched()
 
 
 def test_other_serious_unexpected_reactions_have_15_days(
-    procedure: Procedure, implant: Implant, clock: FakeClock, example: Example
+    procedure: Procedure, implant_rules: Implant, clock: FakeClock, example: Example
 ) -> None:
     report(procedure, example)
-    (ae,) = implant.recorder.state(procedure.id).adverse_events
+    (ae,) = implant_rules.recorder.state(procedure.id).adverse_events
     assert ae.deadline == T0 + timedelta(days=15)
-    assert codes_at(procedure, implant, clock, 12.9) == ["sae_report_clock:info"]
-    assert codes_at(procedure, implant, clock, 0.2) == [
+    assert codes_at(procedure, implant_rules, clock, 12.9) == ["sae_report_clock:info"]
+    assert codes_at(procedure, implant_rules, clock, 0.2) == [
         "sae_report_clock:info", "sae_report_due:warning"]  # fmt: skip
 
 
@@ -90,17 +73,17 @@ def test_other_serious_unexpected_reactions_have_15_days(
     ids=["serious but expected", "severe (grade 4) but not serious"],
 )
 def test_no_reporting_clock_unless_serious_and_unexpected(
-    procedure: Procedure, implant: Implant, clock: FakeClock, example: Example,
+    procedure: Procedure, implant_rules: Implant, clock: FakeClock, example: Example,
     changes: dict[str, Any],
 ) -> None:  # fmt: skip
     report(procedure, example, **changes)
-    (ae,) = implant.recorder.state(procedure.id).adverse_events
+    (ae,) = implant_rules.recorder.state(procedure.id).adverse_events
     assert ae.deadline is None
-    assert codes_at(procedure, implant, clock, 30) == []
+    assert codes_at(procedure, implant_rules, clock, 30) == []
 
 
 def test_a_late_adverse_event_shows_on_the_procedure_it_is_linked_to(
-    bus: InMemoryBus, implant: Implant, procedure: Procedure, new_event: NewEvent,
+    bus: InMemoryBus, implant_rules: Implant, procedure: Procedure, new_event: NewEvent,
     example: Example,
 ) -> None:  # fmt: skip
     follow_up = Procedure(bus, new_event, example)  # weeks later: a new visit

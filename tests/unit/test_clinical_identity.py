@@ -6,47 +6,23 @@ in-memory bus, as bedside and the lab post the events."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from shared.bus import InMemoryBus
-from shared.clinical.clock import FakeClock
 from tests.unit.clinical_harness import (
-    T0,
     Example,
     Implant,
-    NewEvent,
     Procedure,
     at,
-    start_implant,
 )
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
-def implant(bus: InMemoryBus, tmp_path: Path, clock: FakeClock) -> Implant:
-    return start_implant(bus, tmp_path / "clinical.sqlite3", clock)
-
-
-@pytest.fixture
-def procedure(
-    bus: InMemoryBus, implant: Implant, new_event: NewEvent, example: Example
-) -> Procedure:
-    return Procedure(bus, new_event, example)
-
-
 def test_a_clean_verification_of_a_good_lot_raises_nothing(
-    procedure: Procedure, implant: Implant
+    procedure: Procedure, implant_rules: Implant
 ) -> None:
     procedure.release()
     procedure.verify()
     assert procedure.alerts() == []
-    assert implant.recorder.state(procedure.id).verified == {"LOT-77": True}
+    assert implant_rules.recorder.state(procedure.id).verified == {"LOT-77": True}
 
 
 BAD = {
@@ -64,7 +40,7 @@ BAD = {
 
 @pytest.mark.parametrize("case", BAD, ids=list(BAD))
 def test_a_broken_chain_of_identity_is_recorded_alerted_and_left_unverified(
-    procedure: Procedure, implant: Implant, case: str
+    procedure: Procedure, implant_rules: Implant, case: str
 ) -> None:
     lot_changes, verification_changes, reason = BAD[case]
     if lot_changes is not None:
@@ -75,7 +51,7 @@ def test_a_broken_chain_of_identity_is_recorded_alerted_and_left_unverified(
     assert alert["payload"]["severity"] == "critical"
     assert reason in alert["payload"]["message"]
     assert alert["payload"]["event_ids"] == [verified["event_id"]]
-    assert implant.recorder.state(procedure.id).verified == {"LOT-77": False}
+    assert implant_rules.recorder.state(procedure.id).verified == {"LOT-77": False}
 
 
 def test_a_lot_released_only_after_the_verification_did_not_make_it_clean(

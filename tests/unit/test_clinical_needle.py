@@ -5,42 +5,25 @@ needle_unconfirmed once the window has passed."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared.bus import InMemoryBus
 from shared.clinical.clock import FakeClock
 from tests.unit.clinical_harness import (
-    T0,
     Example,
     Implant,
-    NewEvent,
     Procedure,
     at,
-    start_implant,
 )
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
-def implant(bus: InMemoryBus, tmp_path: Path, clock: FakeClock) -> Implant:
-    return start_implant(bus, tmp_path / "clinical.sqlite3", clock)
-
-
-@pytest.fixture
-def procedure(
-    bus: InMemoryBus, implant: Implant, new_event: NewEvent, example: Example
-) -> Procedure:
-    p = Procedure(bus, new_event, example)
-    p.post("procedure.opened", example("procedure.opened"), minute=0)
-    p.post("procedure.time_out", example("procedure.time_out"), minute=1)
-    return p
+def procedure(procedure: Procedure, example: Example) -> Procedure:
+    """Opened and timed out: ready for needles."""
+    procedure.post("procedure.opened", example("procedure.opened"), minute=0)
+    procedure.post("procedure.time_out", example("procedure.time_out"), minute=1)
+    return procedure
 
 
 def capture(procedure: Procedure, example: Example, minute: float, **fields: Any) -> None:
@@ -59,20 +42,20 @@ def place(procedure: Procedure, example: Example, minute: float) -> dict[str, An
     return procedure.post("implant.needle_placed", payload, minute=minute)
 
 
-def codes_after_window(procedure: Procedure, implant: Implant, clock: FakeClock) -> list[str]:
+def codes_after_window(procedure: Procedure, implant_rules: Implant, clock: FakeClock) -> list[str]:
     clock.advance(minutes=30)  # well past the 10-minute window
-    implant.service.tick()
-    implant.service.tick()
+    implant_rules.service.tick()
+    implant_rules.service.tick()
     return [a["payload"]["code"] for a in procedure.alerts()]
 
 
 def test_a_placement_with_no_confirming_capture_raises_needle_unconfirmed(
-    procedure: Procedure, implant: Implant, clock: FakeClock, example: Example
+    procedure: Procedure, implant_rules: Implant, clock: FakeClock, example: Example
 ) -> None:
     needle = place(procedure, example, minute=5)
-    implant.service.tick()  # inside the window: nothing yet
+    implant_rules.service.tick()  # inside the window: nothing yet
     assert procedure.alerts() == []
-    (code,) = codes_after_window(procedure, implant, clock)
+    (code,) = codes_after_window(procedure, implant_rules, clock)
     assert code == "needle_unconfirmed"
     (alert,) = procedure.alerts()
     assert alert["payload"]["event_ids"] == [needle["event_id"]]
@@ -80,12 +63,12 @@ def test_a_placement_with_no_confirming_capture_raises_needle_unconfirmed(
 
 
 def test_an_ap_and_lateral_pair_inside_the_window_raises_nothing(
-    procedure: Procedure, implant: Implant, clock: FakeClock, example: Example
+    procedure: Procedure, implant_rules: Implant, clock: FakeClock, example: Example
 ) -> None:
     place(procedure, example, minute=5)
     capture(procedure, example, 6, modality="RF", positioner_primary_angle_deg=2.0)
     capture(procedure, example, 8, modality="RF", positioner_primary_angle_deg=-88.5)
-    assert codes_after_window(procedure, implant, clock) == []
+    assert codes_after_window(procedure, implant_rules, clock) == []
 
 
 @pytest.mark.parametrize(
@@ -100,7 +83,7 @@ def test_an_ap_and_lateral_pair_inside_the_window_raises_nothing(
 )
 def test_what_confirms_a_placement(
     procedure: Procedure,
-    implant: Implant,
+    implant_rules: Implant,
     clock: FakeClock,
     example: Example,
     views: list[tuple[str, float | None, float]],
@@ -113,4 +96,4 @@ def test_what_confirms_a_placement(
             fields["positioner_primary_angle_deg"] = angle
         capture(procedure, example, minute, **fields)
     expected = [] if confirmed else ["needle_unconfirmed"]
-    assert codes_after_window(procedure, implant, clock) == expected
+    assert codes_after_window(procedure, implant_rules, clock) == expected

@@ -5,7 +5,7 @@ without any sleeping."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,9 @@ from shared.clinical.store import ClinicalStore
 from shared.events import parse_event
 from shared.events.record import decode_record
 from shared.phase import PhaseService
+from tests.unit.clinical_harness import T0
 from tests.unit.conftest import PROCEDURE_ID
 
-T0 = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
 NewEvent = Callable[..., dict[str, Any]]
 
 
@@ -38,11 +38,6 @@ class Harvest:
     def restart(self) -> None:
         self.store.close()
         self.__init__(self.bus, self.path, self.clock)  # type: ignore[misc]
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
 
 
 @pytest.fixture
