@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from shared.auth import Principal, TokenStore
 from shared.events import FieldError, Role
@@ -99,3 +102,15 @@ async def read_json(request: Request) -> Any:
             f"body is not JSON: {exc}",
             errors=[FieldError("body", "not valid JSON")],
         ) from None
+
+
+def web_app_routes(static: Path) -> list[BaseRoute]:
+    """A service's web app: `static/index.html` at `/`, the rest of `static/` under `/app/`.
+
+    Loading the app needs no token (it holds no data); every call it then makes does.
+    """
+
+    async def index(request: Request) -> Response:
+        return FileResponse(static / "index.html", headers={"Cache-Control": "no-cache"})
+
+    return [Route("/", index, methods=["GET"]), Mount("/app", StaticFiles(directory=static))]

@@ -12,9 +12,8 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response, StreamingResponse
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
 from services.audit import export, merkle, thumbnails, timeline
 from services.audit.access import access_record
@@ -25,15 +24,10 @@ from shared.auth import Principal, TokenStore
 from shared.bus import Bus, BusError
 from shared.bus.topology import AUDIT
 from shared.events import CATALOGUE, ROLES, FieldError, Role
-from shared.http import EXCEPTION_HANDLERS, Problem, authenticate, json_response
+from shared.http import EXCEPTION_HANDLERS, Problem, authenticate, json_response, web_app_routes
 
 READERS: tuple[Role, ...] = ("compliance", "admin")
 STATIC = Path(__file__).parent / "static"
-
-
-async def compliance_app(request: Request) -> Response:
-    """The compliance web app (loading it needs no token; every call it makes needs one)."""
-    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
 QUERY_PARAMS = (*FILTERS, "since", "until", "after_seq", "limit", "format")
@@ -295,8 +289,7 @@ def create_app(api: AuditApi) -> Starlette:
             Route("/v1/audit/proofs/consistency", api.consistency, methods=["GET"]),
             Route("/v1/audit/captures/{event_id}/thumbnail", api.thumbnail, methods=["GET"]),
             Route("/v1/audit/verify", api.verify_now, methods=["POST"]),
-            Route("/", compliance_app, methods=["GET"]),
-            Mount("/app", StaticFiles(directory=STATIC), name="app"),
+            *web_app_routes(STATIC),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
     )

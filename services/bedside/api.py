@@ -15,9 +15,8 @@ import structlog
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.responses import Response
+from starlette.routing import Route
 
 from services.bedside.store import BedsideStore, Procedure
 from shared.auth import Principal, TokenStore
@@ -45,7 +44,14 @@ from shared.events import (
 )
 from shared.events.catalogue import ProcedureScheduled
 from shared.events.envelope import field_errors
-from shared.http import EXCEPTION_HANDLERS, Problem, authenticate, json_response, read_json
+from shared.http import (
+    EXCEPTION_HANDLERS,
+    Problem,
+    authenticate,
+    json_response,
+    read_json,
+    web_app_routes,
+)
 
 log = structlog.get_logger("bedside")
 
@@ -337,11 +343,6 @@ STATIC = Path(__file__).parent / "static"
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-async def tablet_app(request: Request) -> Response:
-    """The tablet web app (no token needed to load it; every call it makes needs one)."""
-    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
-
-
 # Events whose payload names a harvest sample, checked against the sample id scheme.
 SAMPLE_ID_TYPES = frozenset({"harvest.sample_labelled", "product.lot_released"})
 
@@ -361,8 +362,7 @@ def create_app(bedside: Bedside) -> Starlette:
             Route("/v1/procedures", bedside.list_procedures, methods=["GET"]),
             Route("/v1/catalogue", bedside.catalogue, methods=["GET"]),
             Route("/v1/procedures/{procedure_id}/state", bedside.procedure_state, methods=["GET"]),
-            Route("/", tablet_app, methods=["GET"]),
-            Mount("/app", StaticFiles(directory=STATIC), name="app"),
+            *web_app_routes(STATIC),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
     )
