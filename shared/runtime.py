@@ -41,8 +41,8 @@ def serve_http(app: object, addr: tuple[str, int]) -> None:
     uvicorn.Server(config).run()
 
 
-def wait_for_stop() -> None:
-    """Block until SIGINT or SIGTERM (consumer-only services)."""
+def stop_signals() -> threading.Event:
+    """An event set (and logged) on SIGINT or SIGTERM."""
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -51,4 +51,9 @@ def wait_for_stop() -> None:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    stop.wait()
+    return stop
+
+
+def wait_for_stop() -> None:
+    """Block until SIGINT or SIGTERM (consumer-only services)."""
+    stop_signals().wait()

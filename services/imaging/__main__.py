@@ -18,19 +18,19 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import FrameType
 
 import structlog
 
 from services.imaging.config import ImagingSettings
 from services.imaging.store import ImagingStore
 from shared.config import Settings
-from shared.runtime import boot, wait_for_stop
+from shared.runtime import boot, stop_signals, wait_for_stop
 
 log = structlog.get_logger("imaging")
 
 STOP_GRACE_S = 20.0
 MAX_BACKOFF_S = 30.0
+HEALTHY_AFTER_S = 60.0
 
 
 def main() -> None:
@@ -114,14 +114,7 @@ def run_parent(settings: Settings, imaging: ImagingSettings) -> None:
     LoadBoard.create(_board_path(settings), imaging.workers)
     sock = socket.create_server(settings.dicom_addr, backlog=128)
     sock.set_inheritable(True)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping", signal=signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = stop_signals()
 
     def spawn(worker: int) -> subprocess.Popen[bytes]:
         command = [sys.executable, "-m", "services.imaging", "--worker", str(worker),
@@ -129,21 +122,29 @@ def run_parent(settings: Settings, imaging: ImagingSettings) -> None:
         return subprocess.Popen(command, pass_fds=(sock.fileno(),))
 
     workers = {n: spawn(n) for n in range(imaging.workers)}
+    started = dict.fromkeys(workers, time.monotonic())
     restarts = dict.fromkeys(workers, 0)
+    due: dict[int, float] = {}  # a dead worker -> when it starts again
     log.info("listener workers started", workers=imaging.workers,
              pids=[p.pid for p in workers.values()])  # fmt: skip
     while not stop.wait(0.3):
+        now = time.monotonic()
         for n, process in workers.items():
-            code = process.poll()
-            if code is None or stop.is_set():
+            if n in due:
+                if now >= due[n]:
+                    del due[n]
+                    workers[n], started[n] = spawn(n), now
                 continue
+            code = process.poll()
+            if code is None:
+                continue
+            if now - started[n] > HEALTHY_AFTER_S:
+                restarts[n] = 0  # it had run well: back-off starts over
             restarts[n] += 1
             backoff = min(2.0 ** (restarts[n] - 1), MAX_BACKOFF_S)
             log.error("listener worker exited; restarting", worker=n, exit_code=code,
                       restarts=restarts[n], backoff_s=backoff)  # fmt: skip
-            if stop.wait(backoff):
-                break
-            workers[n] = spawn(n)
+            due[n] = now + backoff  # the others are watched meanwhile
     for process in workers.values():
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)

@@ -98,15 +98,8 @@ class KnownProcedure:
     patient_id: str | None
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """fsync a file's data, or a directory's entries (a new name in it)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -170,7 +163,7 @@ class ImagingStore:
         """Make a received file (whose hash and size the caller took) durable under its SOP
         Instance UID; a second, different version of the same UID is kept beside the first,
         never over it."""
-        _fsync_file(received)
+        _fsync(received)
         name = file_stem(sop_instance_uid)
         rows = (
             self._reader()
@@ -206,7 +199,7 @@ class ImagingStore:
                 other = other or there
                 continue
             received.unlink()
-            _fsync_dir(folder)
+            _fsync(folder)
             return StoredObject(final, sha, size, False, other)
         raise OSError(f"{name}: both file names hold other bytes")
 
