@@ -1067,3 +1067,41 @@ def enhanced_xa(
         path, sop_class="1.2.840.10008.5.1.4.1.1.12.1.1", modality="XA", frames=frames,
         shared=shared, per_frame=per_frame, patient_id=patient_id, acquired_at=acquired_at,
     )  # fmt: skip
+
+
+DAMAGES = ("truncated", "wrong_length", "garbage_after_preamble", "stray_bytes", "empty",
+           "no_sop_instance_uid")  # fmt: skip
+
+
+def damaged_ct(directory: Path | str, damage: str) -> Path:
+    """CT_small.dcm broken in one of the ways DAMAGES names; the bytes a sender would send."""
+    source = get_testdata_file("CT_small.dcm")
+    if source is None:
+        raise FileNotFoundError("pydicom's test file CT_small.dcm is missing")
+    good = Path(source)
+    raw = good.read_bytes()
+    head = raw.index(b"\x08\x00\x05\x00")  # the first dataset element, after the file meta
+    body = raw[head:]
+    if damage == "truncated":
+        data = raw[:-5000]
+    elif damage == "wrong_length":
+        at = body.find(b"\x10\x00\x10\x00PN")  # (0010,0010) PatientName: its length, wrong
+        data = raw[: head + at + 6] + b"\xff\x7f" + raw[head + at + 8 :]
+    elif damage == "garbage_after_preamble":
+        data = raw[:head] + random.Random(7).randbytes(len(body))
+    elif damage == "stray_bytes":
+        data = raw + b"\x00\x01\x02"
+    elif damage == "empty":
+        data = raw[:head]
+    elif damage == "no_sop_instance_uid":
+        ds = dcmread(good)
+        del ds.SOPInstanceUID
+        out = Path(directory) / "no-uid.tmp"
+        ds.save_as(out, enforce_file_format=True)
+        data = out.read_bytes()
+        out.unlink()
+    else:
+        raise ValueError(f"unknown damage {damage!r}: one of {', '.join(DAMAGES)}")
+    path = Path(directory) / f"{damage}.dcm"
+    path.write_bytes(data)
+    return path

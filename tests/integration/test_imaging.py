@@ -4,7 +4,6 @@ byte for byte and announces; what is broken it refuses; who it does not know it 
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,33 +173,12 @@ def test_enhanced_ct_and_xa_are_kept_and_announced_with_their_functional_group_f
     assert by_modality["XA"]["payload"]["positioner_primary_angle_deg"] == -30.0
 
 
-@pytest.mark.parametrize(
-    "damage",
-    ["truncated", "wrong_length", "garbage_after_preamble", "empty", "no_sop_instance_uid"],
-)
+@pytest.mark.parametrize("damage", dicom_factory.DAMAGES)
 def test_a_malformed_object_gets_a_failure_status_and_leaves_nothing(
     listener: RunningListener, tmp_path: Path, damage: str
 ) -> None:
-    good = TEST_FILES / "CT_small.dcm"
-    ds = pydicom.dcmread(good)
-    raw = good.read_bytes()
-    head = len(raw) - len(dataset_bytes(good))  # preamble + file meta
-    body = raw[head:]
-    if damage == "truncated":
-        data = raw[:-5000]
-    elif damage == "wrong_length":
-        at = body.find(b"\x10\x00\x10\x00PN")  # (0010,0010) PatientName
-        data = raw[: head + at + 6] + b"\xff\x7f" + raw[head + at + 8 :]
-    elif damage == "garbage_after_preamble":
-        data = raw[:head] + os.urandom(len(body))
-    elif damage == "empty":
-        data = raw[:head]
-    else:
-        del ds.SOPInstanceUID
-        ds.save_as(tmp_path / "tmp.dcm", enforce_file_format=True)
-        data = (tmp_path / "tmp.dcm").read_bytes()
-    broken = tmp_path / f"{damage}.dcm"
-    broken.write_bytes(data)
+    broken = dicom_factory.damaged_ct(tmp_path, damage)
+    ds = pydicom.dcmread(TEST_FILES / "CT_small.dcm", stop_before_pixels=True)
     before = listener.files()
     _config.STORE_SEND_CHUNKED_DATASET = True  # send the bytes as they are
     ae = AE(ae_title="PYNETDICOM")

@@ -4,7 +4,6 @@ it refuses."""
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import data_store  # type: ignore[import-untyped]
@@ -69,42 +68,12 @@ def test_generated_cines_and_dose_reports_read_the_same_either_way(tmp_path: Pat
     assert "ContentSequence" in got_sr.dataset
 
 
-def damaged(tmp_path: Path, damage: str) -> Path:
-    good = TEST_FILES / "CT_small.dcm"
-    raw = good.read_bytes()
-    ds = pydicom.dcmread(good)
-    head = raw.index(b"\x08\x00\x05\x00")  # the first dataset element, after the file meta
-    body = raw[head:]
-    if damage == "truncated":
-        data = raw[:-5000]
-    elif damage == "wrong_length":
-        at = body.find(b"\x10\x00\x10\x00PN")
-        data = raw[: head + at + 6] + b"\xff\x7f" + raw[head + at + 8 :]
-    elif damage == "garbage_after_preamble":
-        data = raw[:head] + os.urandom(len(body))
-    elif damage == "stray_bytes":
-        data = raw + b"\x00\x01\x02"
-    elif damage == "empty":
-        data = raw[:head]
-    else:
-        del ds.SOPInstanceUID
-        ds.save_as(tmp_path / "tmp.dcm", enforce_file_format=True)
-        data = (tmp_path / "tmp.dcm").read_bytes()
-    path = tmp_path / f"{damage}.dcm"
-    path.write_bytes(data)
-    return path
-
-
-@pytest.mark.parametrize(
-    "damage",
-    ["truncated", "wrong_length", "garbage_after_preamble", "stray_bytes", "empty",
-     "no_sop_instance_uid"],
-)  # fmt: skip
+@pytest.mark.parametrize("damage", dicom_factory.DAMAGES)
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_a_damaged_object_is_refused_by_the_walker_and_by_pydicom(
     tmp_path: Path, damage: str
 ) -> None:
-    path = damaged(tmp_path, damage)
+    path = dicom_factory.damaged_ct(tmp_path, damage)
     with pytest.raises(validate.Malformed):
         validate._fast(path, CAPTURE_TAGS)
     with pytest.raises(validate.Malformed):
