@@ -210,10 +210,12 @@ class Bedside:
             )
             await self.publish(stamped, phase)
             self.store.confirm_event(str(envelope.event_id))
-            self._remember(stamped)
             log.info("event accepted", type=envelope.type, phase=phase, late=late)
         else:
             log.info("event already accepted", type=envelope.type)
+        # On a re-send too (kept once per event_id): a crash after the confirm must not leave
+        # the tablet's totals without this event.
+        self._remember(envelope)
         body = {"event_id": str(envelope.event_id), "recorded_at": rfc3339(recorded_at)}
         return json_response(body, 202)
 

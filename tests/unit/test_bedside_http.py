@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ import pytest
 from services.bedside.api import AlertsFeed, Bedside
 from shared.bus import Delivery, InMemoryBus
 from shared.bus.topology import EVENTS, Q_HARVEST, Q_IMAGING, Q_IMPLANT
+from shared.clinical.store import ClinicalStore
 from shared.http import PROBLEM
 
 pytestmark = pytest.mark.anyio
@@ -525,3 +527,21 @@ async def test_the_tablet_sees_running_totals_and_the_services_alerts(
     assert state["sedated"] is True
     assert state["vitals_overdue"] is not None  # dosed, and no vitals since
     assert [a["code"] for a in state["alerts"]] == ["needle_unconfirmed"]
+
+
+async def test_a_re_send_after_a_lost_projection_write_still_counts_in_the_totals(
+    bedside_client: httpx.AsyncClient, bedside: Bedside, bearer: Bearer, new_event: NewEvent,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    procedure_id = await schedule(bedside_client, bearer)
+    given = {"drug": "midazolam", "dose": 2, "unit": "mg", "route": "IV", "given_by": "dr.cole"}
+    raw = new_event("sedation.drug_administered", given, procedure_id=procedure_id)
+    assert (await bedside_client.post("/v1/events", json=raw,
+                                      headers=bearer("nurse"))).status_code == 202  # fmt: skip
+    bedside.facts = ClinicalStore(tmp_path / "lost.sqlite3")  # bedside died before writing it
+    again = await bedside_client.post("/v1/events", json=raw, headers=bearer("nurse"))
+    assert again.status_code == 202  # the tablet's re-send, same event_id
+    again = await bedside_client.post("/v1/events", json=raw, headers=bearer("nurse"))
+    state = (await bedside_client.get(f"/v1/procedures/{procedure_id}/state",
+                                      headers=bearer("nurse"))).json()  # fmt: skip
+    assert [(d["total"], d["doses"]) for d in state["drugs"]] == [(2.0, 1)]  # once, not twice
