@@ -13,7 +13,6 @@ linking its file into the store, so an unused spool file is never mistaken for o
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import queue
@@ -91,10 +90,18 @@ class Spool:
 
     def take(self, *_args: Any, **_kwargs: Any) -> Any:
         """Stands in for NamedTemporaryFile(delete=False, mode="wb", suffix=".dcm")."""
-        with contextlib.suppress(queue.Empty, OSError):
-            spooled = _SpoolFile(self._ready.get_nowait())
-            self.taken += 1
-            return spooled
+        try:
+            path = self._ready.get_nowait()
+        except queue.Empty:
+            path = None
+        if path is not None:
+            try:
+                spooled = _SpoolFile(path)
+                self.taken += 1
+                return spooled
+            except OSError as exc:  # gone or unreadable: never leave it behind
+                log.warning("a prepared file could not be opened", error=str(exc))
+                path.unlink(missing_ok=True)
         self.fallbacks += 1
         return tempfile.NamedTemporaryFile(
             delete=False, mode="wb", suffix=".dcm", dir=self.directory

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from services.imaging.spool import PREFIX, Spool
@@ -52,3 +53,20 @@ def test_concurrent_takers_never_share_a_file(tmp_path: Path) -> None:
         t.join()
     spool.stop()
     assert len(names) == len(set(names)) == 200
+
+
+def test_a_prepared_file_that_went_missing_falls_back_to_a_new_one(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, ready=1)
+    spool.start()
+    deadline = time.monotonic() + 10
+    while not list(tmp_path.glob(f"{PREFIX}*")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    spool._stop.set()  # no more prepared files from here on
+    spool._thread.join(5)
+    for prepared in tmp_path.glob(f"{PREFIX}*"):
+        prepared.unlink()  # removed under the listener (a clean-up job, say)
+    f = spool.take(delete=False, mode="wb", suffix=".dcm")
+    f.write(b"DICM")
+    f.close()
+    assert Path(f.name).read_bytes() == b"DICM"  # the object still has a file
+    assert spool.fallbacks == 1
