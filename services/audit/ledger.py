@@ -20,7 +20,7 @@ import orjson
 
 from services.audit.checkpoint import Checkpoint, Signer
 from services.audit.merkle import Frontier, leaf_hash
-from services.audit.store import NewEntry, Store, StoredCheckpoint
+from services.audit.store import NewEntry, Store, StoredCheckpoint, lots_named
 from shared.events.record import AuditRecord
 
 
@@ -146,4 +146,5 @@ class Ledger:
             actor_id=_text(_mapping(event.get("actor")).get("id")),
             recorded_at=_not_after(_utc(event.get("recorded_at")), now),
             disposition=record.disposition,
+            lots=lots_named(event),
         )

@@ -14,7 +14,20 @@ from typing import Any, Protocol
 
 import orjson
 
-FILTERS = ("procedure_id", "patient_id", "type", "actor_id")
+COLUMN_FILTERS = ("procedure_id", "patient_id", "type", "actor_id")  # columns of `entries`
+FILTERS = (*COLUMN_FILTERS, "lot_id")  # lot_id: through the `entry_lots` index table
+
+# Payload keys that name a product lot: what "search by lot" finds (a recall, a complaint).
+LOT_KEYS = ("lot_id", "related_lot_id")
+
+
+def lots_named(event: dict[str, Any]) -> tuple[str, ...]:
+    """The lots an event's payload names, each once."""
+    payload = event.get("payload")
+    if not isinstance(payload, dict):
+        return ()
+    found = (payload.get(k) for k in LOT_KEYS)
+    return tuple(dict.fromkeys(str(v) for v in found if isinstance(v, str) and v))
 
 
 @dataclass(frozen=True)
@@ -55,10 +68,11 @@ class NewEntry:
     actor_id: str | None
     recorded_at: str | None
     disposition: str
+    lots: tuple[str, ...] = ()  # rows of `entry_lots`, not a column
 
     def columns(self) -> tuple[object, ...]:
-        """The values in the order of the `entries` table's columns (fields are in it)."""
-        return astuple(self)
+        """The values in the order of the `entries` table's columns."""
+        return astuple(self)[:-1]
 
 
 @dataclass(frozen=True)

@@ -26,18 +26,26 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from services.audit.store import FILTERS, Entry, NewEntry, Query, StoredCheckpoint
+from services.audit.store import (
+    COLUMN_FILTERS,
+    Entry,
+    NewEntry,
+    Query,
+    StoredCheckpoint,
+    lots_named,
+)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: entry_lots
 SCHEMA = "audit"
 APP_ROLE_ENV = "PROCTRAIL_DATABASE_APP_ROLE"
 APP_PASSWORD_ENV = "PROCTRAIL_DATABASE_APP_PASSWORD"  # noqa: S105 (a variable's name)
 
-_TABLES = ("entries", "tree_nodes", "checkpoints", "procedure_patients")
+_TABLES = ("entries", "tree_nodes", "checkpoints", "procedure_patients", "entry_lots")
 _GUARDED = (*_TABLES, "meta")
 
 # pg_advisory_xact_lock keys: the first 8 bytes of SHA-256("proctrail/audit/append") and of
@@ -96,6 +104,18 @@ _V1 = (
     CREATE TABLE IF NOT EXISTS audit.procedure_patients (
         procedure_id TEXT COLLATE "C" PRIMARY KEY,
         patient_id   TEXT NOT NULL
+    )
+    """,
+)
+
+# Version 2: which entries name which product lot (search by lot), indexed from version 1's
+# entries when it migrates.
+_V2 = (
+    """
+    CREATE TABLE IF NOT EXISTS audit.entry_lots (
+        lot_id TEXT COLLATE "C" NOT NULL,
+        seq    BIGINT NOT NULL,
+        PRIMARY KEY (lot_id, seq)
     )
     """,
 )
@@ -213,6 +233,10 @@ class PostgresStore:
             if version < 1:
                 for statement in _V1:
                     conn.execute(statement)
+            if version < 2:
+                for statement in _V2:
+                    conn.execute(statement)
+                self._index_lots(conn)  # what version 1 holds (nothing in a new database)
             conn.execute(_REFUSE)
             self._guard(conn)
             app = os.environ.get(APP_ROLE_ENV) or f"{owner}_app"
@@ -223,6 +247,21 @@ class PostgresStore:
                     "INSERT INTO audit.meta (schema_version) VALUES (%s)", (SCHEMA_VERSION,)
                 )
         return owner
+
+    @staticmethod
+    def _index_lots(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        """Schema 1 -> 2: index the lots named by the entries already in the ledger."""
+        found: list[tuple[str, int]] = []
+        with conn.cursor(name="proctrail_index_lots") as cur:
+            cur.execute("SELECT seq, leaf FROM audit.entries ORDER BY seq")
+            for seq, leaf in cur:
+                event = orjson.loads(bytes(leaf))["event"]
+                found += [(lot, int(seq)) for lot in lots_named(event)]
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO audit.entry_lots (lot_id, seq) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                found,
+            )
 
     @staticmethod
     def _guard(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
@@ -363,6 +402,11 @@ class PostgresStore:
                         copy.set_types(list(_ENTRY_TYPES))
                         for e in entries:
                             copy.write_row(e.columns())
+                lots = [(lot, e.seq) for e in entries for lot in e.lots]
+                if lots:
+                    cur.executemany(
+                        "INSERT INTO audit.entry_lots (lot_id, seq) VALUES (%s, %s)", lots
+                    )
                 if nodes:
                     with cur.copy(_COPY_NODES) as copy:
                         copy.set_types(["int8", "int8", "bytea"])
@@ -405,10 +449,13 @@ class PostgresStore:
     def entries(self, query: Query) -> list[Entry]:
         where: list[sql.Composable] = [sql.SQL("seq > %s")]
         args: list[object] = [query.after_seq]
-        for name in FILTERS:
+        for name in COLUMN_FILTERS:
             if name in query.filters:
                 where.append(sql.SQL("{} = %s").format(sql.Identifier(name)))
                 args.append(query.filters[name])
+        if "lot_id" in query.filters:
+            where.append(sql.SQL("seq IN (SELECT seq FROM audit.entry_lots WHERE lot_id = %s)"))
+            args.append(query.filters["lot_id"])
         if query.since is not None:
             where.append(sql.SQL("recorded_at >= %s"))
             args.append(query.since)

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from services.audit.store import FILTERS, Entry, NewEntry, Query, StoredCheckpoint
+import orjson
+
+from services.audit.store import (
+    COLUMN_FILTERS,
+    Entry,
+    NewEntry,
+    Query,
+    StoredCheckpoint,
+    lots_named,
+)
 from shared import sqlite
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: entry_lots
 
-_TABLES = ("entries", "tree_nodes", "checkpoints", "procedure_patients")
+_TABLES = ("entries", "tree_nodes", "checkpoints", "procedure_patients", "entry_lots")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -48,6 +58,11 @@ CREATE TABLE IF NOT EXISTS procedure_patients (
     procedure_id TEXT PRIMARY KEY,
     patient_id   TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS entry_lots (
+    lot_id TEXT NOT NULL,
+    seq    INTEGER NOT NULL,
+    PRIMARY KEY (lot_id, seq)
+) WITHOUT ROWID;
 """
 
 _GUARDS = "".join(
@@ -69,7 +84,10 @@ class SqliteStore:
             (version,) = conn.execute("PRAGMA user_version").fetchone()
             if version > SCHEMA_VERSION:
                 raise RuntimeError(f"{path} has schema {version}; this code knows {SCHEMA_VERSION}")
-            conn.executescript(_SCHEMA + _GUARDS + f"PRAGMA user_version = {SCHEMA_VERSION};")
+            conn.executescript(_SCHEMA + _GUARDS)
+            if version < 2:
+                _index_lots(conn)  # what version 1 holds (nothing in a new file)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self._conn = conn
         else:
             self._conn = sqlite.connect(path, readonly=True)
@@ -115,6 +133,10 @@ class SqliteStore:
                     "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [e.columns() for e in entries],
                 )
+                cur.executemany(
+                    "INSERT INTO entry_lots VALUES (?, ?)",
+                    [(lot, e.seq) for e in entries for lot in e.lots],
+                )
                 cur.executemany("INSERT INTO tree_nodes VALUES (?, ?, ?)", nodes)
                 cur.executemany(
                     "INSERT OR IGNORE INTO procedure_patients VALUES (?, ?)", list(links.items())
@@ -152,10 +174,13 @@ class SqliteStore:
     def entries(self, query: Query) -> list[Entry]:
         where = ["seq > ?"]
         args: list[object] = [query.after_seq]
-        for name in FILTERS:
+        for name in COLUMN_FILTERS:
             if name in query.filters:
                 where.append(f"{name} = ?")
                 args.append(query.filters[name])
+        if "lot_id" in query.filters:
+            where.append("seq IN (SELECT seq FROM entry_lots WHERE lot_id = ?)")
+            args.append(query.filters["lot_id"])
         if query.since is not None:
             where.append("recorded_at >= ?")
             args.append(query.since)
@@ -215,3 +240,19 @@ class SqliteStore:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _index_lots(conn: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: index the lots the entries already in the ledger name (INSERT only)."""
+    cur = conn.cursor()
+    cur.execute("BEGIN IMMEDIATE")
+    try:
+        rows = cur.execute("SELECT seq, leaf FROM entries ORDER BY seq")
+        found = [
+            (lot, seq) for seq, leaf in rows for lot in lots_named(orjson.loads(leaf)["event"])
+        ]
+        cur.executemany("INSERT OR IGNORE INTO entry_lots VALUES (?, ?)", found)
+        cur.execute("COMMIT")
+    except BaseException:
+        cur.execute("ROLLBACK")
+        raise

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.integration
 PROCEDURE = "6f1c2a3e-0b4d-4e8f-9a51-2c7d8e9f0a1b"
 OTHER_PROCEDURE = "1b7e4c2d-3f5a-4b6c-8d7e-9f0a1b2c3d4e"
 PATIENT = {"id": "MRN-0042", "issuer": "St-Elsewhere"}
-TABLES = ("entries", "tree_nodes", "checkpoints", "procedure_patients")
+TABLES = ("entries", "tree_nodes", "checkpoints", "procedure_patients", "entry_lots")
 
 PAYLOADS: dict[str, dict[str, Any]] = {
     "procedure.scheduled": {"phase": "harvest", "patient": PATIENT, "room": "IR-2"},
@@ -120,11 +120,11 @@ class Location:
         """What a newer release's migration would leave behind."""
         if self.pg is None:
             with sqlite3.connect(self.sqlite_path) as lite:
-                lite.execute("PRAGMA user_version = 2")
+                lite.execute("PRAGMA user_version = 3")
             lite.close()
         else:
             with self.pg.connect() as conn:
-                conn.execute("INSERT INTO audit.meta (schema_version) VALUES (2)")
+                conn.execute("INSERT INTO audit.meta (schema_version) VALUES (3)")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -235,6 +235,77 @@ def test_the_patient_filter_follows_procedure_scheduled(ledger: Ledger, store: S
     ]
     assert all_entries(store, actor_id="rn-lee") == list(range(7))
     assert all_entries(store, actor_id="dr-nobody") == []
+
+
+LOT_RELEASED = {
+    "lot_id": "LOT-7",
+    "sample_id": "S-1",
+    "patient": PATIENT,
+    "cell_type": "bone marrow MSC",
+    "cell_count": 5e7,
+    "viability_pct": 92,
+    "sterility": "no growth at 14 days",
+    "endotoxin": "<0.5 EU/mL",
+    "mycoplasma": "negative",
+    "released_by": "qp-ward",
+    "expires_at": "2026-12-31T00:00:00+00:00",
+}
+
+
+def lot_story() -> list[AuditRecord]:
+    """A lot released, injected under one procedure, named by an adverse event under another."""
+    released = record("product.lot_released", LOT_RELEASED, procedure_id=None)
+    other_lot = record("product.lot_released", {**LOT_RELEASED, "lot_id": "LOT-8"},
+                       procedure_id=None)  # fmt: skip
+    injected = record("implant.injected", {
+        "target": {"kind": "disc", "level": "L4-L5"}, "lot_id": "LOT-7", "volume_ml": 1.5,
+        "cell_count": 1e7})  # fmt: skip
+    adverse = record("adverse_event.reported", {
+        "term": "fever", "grade": 1, "serious": False, "serious_criteria": [],
+        "expected": True, "onset_at": "2026-11-22T08:00:00+00:00", "suspected_cause": "product",
+        "action_taken": "paracetamol", "outcome": "recovered", "related_lot_id": "LOT-7",
+    }, procedure_id=OTHER_PROCEDURE)  # fmt: skip
+    return [released, other_lot, record(), injected, adverse]
+
+
+def test_the_lot_filter_finds_every_entry_naming_the_lot(ledger: Ledger, store: Store) -> None:
+    ledger.append(lot_story()[:3])
+    ledger.append(lot_story()[3:])
+
+    assert all_entries(store, lot_id="LOT-7") == [0, 3, 4]
+    assert all_entries(store, lot_id="LOT-8") == [1]
+    assert all_entries(store, lot_id="LOT-7", procedure_id=OTHER_PROCEDURE) == [4]
+    assert all_entries(store, lot_id="LOT-9") == []
+
+
+def test_a_schema_1_ledger_gets_its_lots_indexed_when_it_migrates(
+    store_url: Location, ledger: Ledger, store: Store, signer: Signer
+) -> None:
+    ledger.append(lot_story())
+    store.close()
+    if store_url.pg is None:  # back to what schema 1 left: no entry_lots
+        with sqlite3.connect(store_url.sqlite_path) as lite:
+            lite.execute("DROP TABLE entry_lots")
+            lite.execute("PRAGMA user_version = 1")
+        lite.close()
+    else:
+        with store_url.pg.admin() as conn:
+            conn.execute("DROP TABLE audit.entry_lots")
+            conn.execute("ALTER TABLE audit.meta DISABLE TRIGGER ALL")
+            conn.execute("DELETE FROM audit.meta")
+            conn.execute("INSERT INTO audit.meta (schema_version) VALUES (1)")
+            conn.execute("ALTER TABLE audit.meta ENABLE TRIGGER ALL")
+
+    migrated = store_url.open()
+    try:
+        assert all_entries(migrated, lot_id="LOT-7") == [0, 3, 4]
+        Ledger(migrated, signer).append([record("implant.injected", {
+            "target": {"kind": "disc", "level": "L5-S1"}, "lot_id": "LOT-8", "volume_ml": 1,
+            "cell_count": 1e7})])  # fmt: skip
+        assert all_entries(migrated, lot_id="LOT-8") == [1, 5]
+        assert verify(migrated, signer.verifier).intact
+    finally:
+        migrated.close()
 
 
 def test_since_and_until_select_on_recorded_at_in_utc(ledger: Ledger, store: Store) -> None:
@@ -433,7 +504,7 @@ def test_a_newer_schema_is_refused(store_url: Location, opened: Callable[..., St
     opened().close()
     store_url.bump_schema_version()
 
-    with pytest.raises(RuntimeError, match="schema 2"):
+    with pytest.raises(RuntimeError, match="schema 3"):
         store_url.open()
 
 
@@ -441,7 +512,8 @@ def test_a_newer_schema_is_refused(store_url: Location, opened: Callable[..., St
 def test_the_service_cannot_update_or_delete_the_ledger(
     store_url: Location, ledger: Ledger, signer: Signer, table: str
 ) -> None:
-    ledger.append([record("procedure.scheduled"), record(), record()])
+    injected = lot_story()[3]  # a row in every table, entry_lots too
+    ledger.append([record("procedure.scheduled"), record(), injected])
     root = ledger.frontier.root()
     statements = [f"UPDATE {table} SET {column(table)} = {column(table)}", f"DELETE FROM {table}"]
     if store_url.kind == "postgres":
@@ -464,6 +536,7 @@ def column(table: str) -> str:
         "tree_nodes": "hash",
         "checkpoints": "note",
         "procedure_patients": "patient_id",
+        "entry_lots": "lot_id",
     }[table]
 
 
@@ -577,7 +650,7 @@ def test_postgres_triggers_refuse_even_the_owner_and_a_superuser(
     pg: FreshDatabase, signer: Signer
 ) -> None:
     with pg_store(pg) as store:
-        Ledger(store, signer).append([record("procedure.scheduled"), record()])
+        Ledger(store, signer).append([record("procedure.scheduled"), lot_story()[3]])
 
     with pg.connect() as owner, pg.admin() as superuser:
         superuser.execute("SET session_replication_role = replica")  # skips ordinary triggers
@@ -619,7 +692,7 @@ def test_postgres_migration_is_idempotent_and_repairs_drift(
     assert privileges(pg, pg.app_role)["checkpoints"] == {"SELECT", "INSERT"}
     assert triggers(pg) == EXPECTED_TRIGGERS
     with pg.admin() as conn:
-        assert conn.execute("SELECT schema_version FROM audit.meta").fetchall() == [(1,)]
+        assert conn.execute("SELECT schema_version FROM audit.meta").fetchall() == [(2,)]
     with pg_store(pg, readonly=True) as reader:
         assert reader.size() == 4
         assert [c.tree_size for c in reader.checkpoints()] == [1, 2, 3, 4]

@@ -106,6 +106,31 @@ async def test_entries_can_be_filtered_by_patient_through_the_scheduled_procedur
     assert [e["seq"] for e in response.json()["entries"]] == [0, 2]
 
 
+async def test_entries_can_be_filtered_by_the_product_lot_they_name(
+    audit_client: httpx.AsyncClient,
+    ledger: Ledger,
+    bearer: Bearer,
+    record: Callable[..., AuditRecord],
+    example: Callable[[str], dict[str, Any]],
+) -> None:
+    released = example("product.lot_released")  # LOT-77
+    other = {**released, "lot_id": "LOT-78"}
+    adverse = {**example("adverse_event.reported"), "related_lot_id": "LOT-77"}
+    ledger.append([
+        record("product.lot_released", payload=released, procedure_id=None),
+        record("product.lot_released", payload=other, procedure_id=None),
+        record("implant.injected"),  # LOT-77
+        record(),
+        record("adverse_event.reported", payload=adverse),
+    ])  # fmt: skip
+
+    response = await entries(audit_client, bearer("compliance"), lot_id="LOT-77")
+
+    found = [(e["seq"], e["event"]["type"]) for e in response.json()["entries"]]
+    assert found == [(0, "product.lot_released"), (2, "implant.injected"),
+                     (4, "adverse_event.reported")]  # fmt: skip
+
+
 @pytest.mark.parametrize("since", ["yesterday", "2025-03-04T10:00:00", "2025-13-01T00:00:00Z"])
 async def test_a_since_that_is_not_an_rfc_3339_time_with_offset_is_422_naming_since(
     audit_client: httpx.AsyncClient, bearer: Bearer, since: str

@@ -55,8 +55,9 @@ function signIn(message) {
 async function home() {
   const status = el("section", { id: "status" }, el("h2", {}, "Ledger"), "…");
   const results = el("section", { id: "results" });
-  const fields = [["patient_id", "Patient"], ["procedure_id", "Procedure"], ["actor_id", "Person"],
-                  ["type", "Event type"], ["since", "From (date and time)"], ["until", "Until"]];
+  const fields = [["patient_id", "Patient"], ["procedure_id", "Procedure"], ["lot_id", "Product lot"],
+                  ["actor_id", "Person"], ["type", "Event type"], ["since", "From (date and time)"],
+                  ["until", "Until"]];
   const form = el("form", { id: "search", on: { submit: async (e) => {
     e.preventDefault();
     const params = new URLSearchParams({ limit: "200" });
