@@ -7,7 +7,7 @@ import hashlib
 import re
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -190,6 +190,8 @@ class Bedside:
                 "this event_id was already used for a different event",
                 errors=[FieldError("event_id", "already used for a different event")],
             )
+        if seen is None and envelope.type == "imaging.capture_reconciled":
+            self._check_reconciliation(envelope)
         recorded_at = seen.recorded_at if seen else utcnow()
         if envelope.occurred_at - recorded_at > FUTURE_TOLERANCE:
             raise invalid([FieldError("occurred_at", "is in the future")])
@@ -197,10 +199,8 @@ class Bedside:
             self.store.accept(str(envelope.event_id), digest, recorded_at)
         if envelope.type == "record.signed":
             envelope = self._bind_signature(envelope, principal, request)
+        late = recorded_at - envelope.occurred_at > timedelta(seconds=self.settings.late_after_s)
         if seen is None or not seen.confirmed:
-            late = recorded_at - envelope.occurred_at > timedelta(
-                seconds=self.settings.late_after_s
-            )
             stamped = envelope.model_copy(
                 update={
                     "recorded_at": recorded_at,
@@ -215,11 +215,46 @@ class Bedside:
             log.info("event already accepted", type=envelope.type)
         # On a re-send too (kept once per event_id): a crash after the confirm must not leave
         # the tablet's totals without this event.
-        self._remember(envelope)
-        body = {"event_id": str(envelope.event_id), "recorded_at": rfc3339(recorded_at)}
+        self._remember(envelope, principal, recorded_at)
+        body = {"event_id": str(envelope.event_id), "recorded_at": rfc3339(recorded_at),
+                "late": late}  # fmt: skip
         return json_response(body, 202)
 
-    def _remember(self, envelope: Envelope) -> None:
+    def _check_reconciliation(self, envelope: Envelope) -> None:
+        """A capture is reconciled to the procedure the event is posted under, once."""
+        payload = envelope.payload
+        sop = str(payload["sop_instance_uid"])
+        if str(payload["procedure_id"]) != str(envelope.procedure_id):
+            problem = "is not the procedure this event is posted under"
+            raise invalid([FieldError("payload.procedure_id", problem)])
+        if self.store.unmatched(sop) is None:
+            problem = "names no capture on the reconciliation list"
+            raise invalid([FieldError("payload.sop_instance_uid", problem)])
+        settled = self.store.reconciled_to(sop)
+        if settled is not None:
+            raise Problem(
+                409,
+                "Conflict",
+                f"this capture was already reconciled to procedure {settled};"
+                " a mistake is put right with record.corrected",
+                errors=[FieldError("payload.sop_instance_uid", "already reconciled")],
+            )
+
+    async def unmatched_captures(self, request: Request) -> Response:
+        """The reconciliation list: captures no open procedure claimed, newest first;
+        `settled=true` lists those already reconciled, with to what, by whom and when."""
+        authenticate(request, self.tokens, POSTERS)
+        settled = request.query_params.get("settled", "false")
+        if settled not in ("true", "false"):
+            raise invalid([FieldError("settled", "is true or false")])
+        captures = self.store.reconciliation_list(settled=settled == "true")
+        return json_response({"captures": captures})
+
+    def _remember(self, envelope: Envelope, principal: Principal, at: datetime) -> None:
+        if envelope.type == "imaging.capture_reconciled":
+            self.store.reconcile(str(envelope.payload["sop_instance_uid"]),
+                                 str(envelope.procedure_id), str(envelope.event_id),
+                                 principal.user, at)  # fmt: skip
         if envelope.type == "product.lot_released":
             self.facts.add_lot(Lot(str(envelope.payload["lot_id"]), envelope.occurred_at,
                                    str(envelope.event_id), envelope.payload))  # fmt: skip
@@ -331,7 +366,8 @@ class Bedside:
             if spec.posted_by
         }
         return json_response({"types": types, "levels": list(LEVELS_IN_ORDER),
-                              "role": principal.role, "user": principal.user})  # fmt: skip
+                              "role": principal.role, "user": principal.user,
+                              "late_after_s": self.settings.late_after_s})  # fmt: skip
 
     async def healthz(self, request: Request) -> Response:
         return json_response({"status": "ok", "broker_connected": self.bus.connected})
@@ -364,6 +400,7 @@ def create_app(bedside: Bedside) -> Starlette:
             Route("/v1/procedures", bedside.list_procedures, methods=["GET"]),
             Route("/v1/catalogue", bedside.catalogue, methods=["GET"]),
             Route("/v1/procedures/{procedure_id}/state", bedside.procedure_state, methods=["GET"]),
+            Route("/v1/captures/unmatched", bedside.unmatched_captures, methods=["GET"]),
             *web_app_routes(STATIC),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -371,7 +408,8 @@ def create_app(bedside: Bedside) -> Starlette:
 
 
 class AlertsFeed:
-    """Consumes q.bedside: the alerts harvest and implant raise, kept for the tablets."""
+    """Consumes q.bedside: the alerts harvest and implant raise, and the captures imaging could
+    not match (as the ledger records them), kept for the tablets."""
 
     def __init__(self, store: BedsideStore) -> None:
         self.store = store  # its own connection: this runs on the bus's worker thread
@@ -380,12 +418,15 @@ class AlertsFeed:
         settles = []
         for delivery in batch:
             try:
-                event = orjson.loads(delivery.body)
+                message = orjson.loads(delivery.body)
+                event = message["event"] if "disposition" in message else message
                 if event.get("type") == "alert.raised":
                     self.store.add_alert(event)
+                elif event.get("type") == "imaging.capture_unmatched":
+                    self.store.add_unmatched(event)
                 settles.append(Settle.ACK)
-            except (orjson.JSONDecodeError, KeyError, AttributeError, AssertionError):
-                log.error("unreadable alert sent to the dead-letter queue",
+            except (orjson.JSONDecodeError, KeyError, AttributeError, AssertionError, TypeError):
+                log.error("unreadable message sent to the dead-letter queue",
                           message_id=delivery.message_id)  # fmt: skip
                 settles.append(Settle.DEAD)
         return settles

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from shared import sqlite
 
@@ -27,6 +30,19 @@ CREATE TABLE IF NOT EXISTS alerts (
     message      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_procedure ON alerts (procedure_id, occurred_at);
+CREATE TABLE IF NOT EXISTS unmatched_captures (
+    sop_instance_uid TEXT PRIMARY KEY,
+    event_id         TEXT NOT NULL,
+    occurred_at      TEXT NOT NULL,
+    event            BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reconciliations (
+    sop_instance_uid TEXT PRIMARY KEY,
+    procedure_id     TEXT NOT NULL,
+    event_id         TEXT NOT NULL,
+    reconciled_by    TEXT NOT NULL,
+    reconciled_at    TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS accepted_events (
     event_id     TEXT PRIMARY KEY,
     digest       TEXT NOT NULL,
@@ -34,6 +50,13 @@ CREATE TABLE IF NOT EXISTS accepted_events (
     confirmed    INTEGER NOT NULL DEFAULT 0
 );
 """
+
+_LIST = (
+    "SELECT u.event, r.procedure_id, r.reconciled_by, r.reconciled_at FROM unmatched_captures u"
+    " LEFT JOIN reconciliations r ON r.sop_instance_uid = u.sop_instance_uid"
+)
+_WAITING = _LIST + " WHERE r.procedure_id IS NULL ORDER BY u.occurred_at DESC LIMIT ?"
+_SETTLED = _LIST + " WHERE r.procedure_id IS NOT NULL ORDER BY u.occurred_at DESC LIMIT ?"
 
 _SELECT = (
     "SELECT procedure_id, phase, scheduled_event_id, scheduled_event, request_digest, confirmed"
@@ -139,6 +162,49 @@ class BedsideStore:
         ).fetchall()
         keys = ("event_id", "occurred_at", "code", "severity", "message")
         return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    # --- the reconciliation list: captures no procedure claimed ------------------------------
+
+    def add_unmatched(self, event: dict[str, Any]) -> None:
+        payload = event["payload"]
+        self._conn.execute(
+            "INSERT OR IGNORE INTO unmatched_captures VALUES (?, ?, ?, ?)",
+            (str(payload["sop_instance_uid"]), str(event["event_id"]), str(event["occurred_at"]),
+             orjson.dumps(event)),
+        )  # fmt: skip
+
+    def unmatched(self, sop_instance_uid: str) -> dict[str, Any] | None:
+        row = self._conn.execute(
+            "SELECT event FROM unmatched_captures WHERE sop_instance_uid = ?", (sop_instance_uid,)
+        ).fetchone()
+        return None if row is None else dict(orjson.loads(row[0]))
+
+    def reconcile(
+        self, sop_instance_uid: str, procedure_id: str, event_id: str, by: str, at: datetime
+    ) -> None:
+        """The first reconciliation of a capture stands; a correction is a record.corrected."""
+        self._conn.execute(
+            "INSERT OR IGNORE INTO reconciliations VALUES (?, ?, ?, ?, ?)",
+            (sop_instance_uid, procedure_id, event_id, by, at.isoformat()),
+        )
+
+    def reconciled_to(self, sop_instance_uid: str) -> str | None:
+        row = self._conn.execute(
+            "SELECT procedure_id FROM reconciliations WHERE sop_instance_uid = ?",
+            (sop_instance_uid,),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def reconciliation_list(self, *, settled: bool, limit: int = 200) -> list[dict[str, Any]]:
+        """Unmatched captures, newest first: those still waiting, or those already settled."""
+        rows = self._conn.execute(_SETTLED if settled else _WAITING, (limit,)).fetchall()
+        out = []
+        for event, procedure_id, by, at in rows:
+            item = dict(orjson.loads(event))
+            if procedure_id is not None:
+                item["reconciled"] = {"procedure_id": procedure_id, "by": by, "at": at}
+            out.append(item)
+        return out
 
     def close(self) -> None:
         self._conn.close()

@@ -61,9 +61,9 @@ def run_worker(
 
     store = ImagingStore(settings.service_dir("imaging"), worker, imaging.workers)
     bus = make_bus(settings, "imaging")
-    bus.subscribe(Q_IMAGING, ProcedureIndex(store).handle)
-    bus.start()
     relay = Relay(bus, store, settings.publish_timeout_s)
+    bus.subscribe(Q_IMAGING, ProcedureIndex(store, relay.wake).handle)
+    bus.start()
     relay.start()
     listener = Listener(settings, imaging, store, relay)
     board = None

@@ -12,7 +12,7 @@ from services.imaging.config import ImagingSettings
 from services.imaging.dose import DoseReport
 from services.imaging.store import ImagingStore, KnownProcedure, OutboxMessage, StoredObject
 from shared.bus import routing_key
-from shared.bus.topology import AUDIT, EVENTS
+from shared.bus.topology import AUDIT, EVENTS, UNMATCHED
 from shared.events import Envelope, parse_event, utcnow
 from shared.events.record import accepted
 
@@ -74,9 +74,10 @@ class Announcer:
             payload["uid_conflict_with_sha256"] = stored.conflicts_with
         if matched_by:
             payload["matched_by"] = matched_by
+        received_id = derived_id("received", sop, stored.sha256)
         events = [
             parse_event(
-                {**base, "event_id": derived_id("received", sop, stored.sha256),
+                {**base, "event_id": received_id,
                  "type": "imaging.capture_received", "payload": payload}
             )
         ]  # fmt: skip
@@ -94,7 +95,9 @@ class Announcer:
                 parse_event(
                     {**base, "event_id": derived_id("unmatched", sop, stored.sha256),
                      "type": "imaging.capture_unmatched",
-                     "payload": {"sop_instance_uid": sop, "reason": _unmatched_reason(fields)}}
+                     "payload": {"sop_instance_uid": sop, "reason": _unmatched_reason(fields),
+                                 "capture_event_id": received_id, "calling_ae": calling_ae,
+                                 **{k: fields[k] for k in _TO_RECONCILE if fields.get(k)}}}
                 )
             )  # fmt: skip
         patient = fields.get("patient_id")
@@ -111,10 +114,19 @@ class Announcer:
         )
 
     def message(self, event: Envelope, match: KnownProcedure | None, at: datetime) -> OutboxMessage:
-        """Matched: to the procedure's phase service. Otherwise straight to the ledger."""
+        """Matched: to the procedure's phase service. Otherwise already stamped for the ledger,
+        under `unmatched.` (the topology takes it to AUDIT, and bedside's reconciliation list
+        reads the capture_unmatched ones)."""
         if match is not None:
             key = routing_key(match.phase, event.type)
             return OutboxMessage(str(event.event_id), EVENTS, key, event.to_bytes())
+        record = accepted(event, "imaging", at)
+        key = routing_key(UNMATCHED, event.type)
+        return OutboxMessage(str(event.event_id), EVENTS, key, record.to_bytes())
+
+    @staticmethod
+    def to_ledger(event: Envelope, at: datetime) -> OutboxMessage:
+        """Straight to the ledger (an access event: it belongs to no procedure)."""
         record = accepted(event, "imaging", at)
         return OutboxMessage(str(event.event_id), AUDIT, event.type, record.to_bytes())
 
@@ -162,6 +174,11 @@ class Announcer:
             }
         )
         return [self.message(alert, match, now)]
+
+
+# What a capture_unmatched repeats from its capture, for the nurse who reconciles it.
+_TO_RECONCILE = ("modality", "station_name", "acquired_at", "patient_id", "accession_number",
+                 "study_instance_uid")  # fmt: skip
 
 
 def _unmatched_reason(fields: dict[str, Any]) -> str:

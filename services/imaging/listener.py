@@ -302,6 +302,6 @@ class Listener:
                 "payload": payload,
             }
         )
-        self.store.add_to_outbox([self.announcer.message(access, None, now)])
+        self.store.add_to_outbox([self.announcer.to_ledger(access, now)])
         self.relay.wake()
         log.info("association", **payload)

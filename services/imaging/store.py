@@ -327,12 +327,43 @@ class ImagingStore:
                 "UPDATE procedures SET closed = 1 WHERE procedure_id = ?", (procedure_id,)
             )
 
-    def reconciled(self, sop_instance_uid: str, procedure_id: str) -> None:
+    def announced(self, message_ids: list[str]) -> list[bytes]:
+        """The bodies of messages this store queued, in the order they were queued."""
+        marks = ",".join("?" * len(message_ids))
         with self._lock:
-            self._conn.execute(
-                "UPDATE unmatched SET reconciled_to = ? WHERE sop_instance_uid = ?",
-                (procedure_id, sop_instance_uid),
-            )
+            rows = self._conn.execute(
+                f"SELECT body FROM outbox WHERE message_id IN ({marks}) ORDER BY position",  # noqa: S608
+                message_ids,
+            ).fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def stored_versions(self, sop_instance_uid: str) -> list[str]:
+        """The SHA-256 of every object kept under this SOP Instance UID."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT sha256 FROM objects WHERE sop_instance_uid = ? ORDER BY received_at",
+                (sop_instance_uid,),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def reconciled(
+        self, sop_instance_uid: str, procedure_id: str, messages: list[OutboxMessage]
+    ) -> None:
+        """Settle an unmatched capture and queue its events under the procedure, in one step."""
+        now = datetime.now(UTC).isoformat()
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                cur.execute(
+                    "UPDATE unmatched SET reconciled_to = ? WHERE sop_instance_uid = ?",
+                    (procedure_id, sop_instance_uid),
+                )
+                self._queue(cur, messages, now)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
 
     def link_study(self, study_instance_uid: str, procedure_id: str) -> None:
         with self._lock:

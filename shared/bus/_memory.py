@@ -62,6 +62,8 @@ class InMemoryBus:
             self._queues[q.dead_letter_queue] = _Queue(q.dead_letter_queue, None)
             self._bindings += [(q.exchange, b, q.name) for b in q.bindings]
             self._bindings.append((DEAD, q.name, q.dead_letter_queue))
+        self._exchange_bindings = [(b.source, b.key, b.destination)
+                                   for b in topology.exchange_bindings]  # fmt: skip
         self._subscriptions: dict[str, _Subscription] = {}
         self._lock = threading.Lock()
         self.connected_flag = True
@@ -102,21 +104,27 @@ class InMemoryBus:
         future.set_result(None)
         return future
 
-    def _route(self, exchange: str, routing_key: str) -> list[str]:
+    def _route(
+        self, exchange: str, routing_key: str, seen: frozenset[str] = frozenset()
+    ) -> list[str]:
+        """The queues a message reaches, through exchange-to-exchange bindings too (each
+        queue once, as RabbitMQ delivers it)."""
         kind = self._exchange_types.get(exchange, "direct" if exchange == DEAD else None)
         if kind is None:
             raise KeyError(f"no exchange {exchange!r} in the topology")
-        out = []
-        for ex, pattern, queue in self._bindings:
-            if ex != exchange or queue in out:
-                continue
-            if (
+
+        def matches(pattern: str) -> bool:
+            return (
                 kind == "fanout"
                 or (kind == "topic" and topic_matches(pattern, routing_key))
                 or (kind == "direct" and pattern == routing_key)
-            ):
-                out.append(queue)
-        return out
+            )
+
+        out = [q for ex, pattern, q in self._bindings if ex == exchange and matches(pattern)]
+        for source, pattern, destination in self._exchange_bindings:
+            if source == exchange and destination not in seen and matches(pattern):
+                out += self._route(destination, routing_key, seen | {exchange})
+        return list(dict.fromkeys(out))
 
     def depth(self, queue: str) -> int:
         return len(self._queues[queue].messages)

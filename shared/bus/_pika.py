@@ -267,6 +267,10 @@ class PikaBus:
                 partial(channel.queue_bind, dlq, DEAD, q.name),
             ]
             steps += [partial(channel.queue_bind, q.name, q.exchange, key) for key in q.bindings]
+        steps += [
+            partial(channel.exchange_bind, b.destination, b.source, routing_key=b.key)
+            for b in self._topology.exchange_bindings
+        ]
 
         def step(_frame: Any = None) -> None:
             if steps:

@@ -13,7 +13,13 @@ Q_HARVEST = "q.harvest"
 Q_IMPLANT = "q.implant"
 Q_IMAGING = "q.imaging"
 Q_AUDIT = "q.audit"
-Q_BEDSIDE = "q.bedside"  # alerts for the tablets (alert.<service>)
+Q_BEDSIDE = "q.bedside"  # for the tablets: alerts (alert.<service>) and unmatched captures
+
+# Captures that match no procedure belong to no phase: imaging publishes them to EVENTS under
+# `unmatched.<type>`, already stamped as ledger records. An exchange-to-exchange binding takes
+# every one to AUDIT (the ledger), and q.bedside takes the capture_unmatched ones for the
+# tablets' reconciliation list: one publish, two readers.
+UNMATCHED = "unmatched"
 
 
 @dataclass(frozen=True)
@@ -45,9 +51,19 @@ class Queue:
 
 
 @dataclass(frozen=True)
+class ExchangeBinding:
+    """Messages published to `source` with a key matching `key` also go to `destination`."""
+
+    destination: str
+    source: str
+    key: str
+
+
+@dataclass(frozen=True)
 class Topology:
     exchanges: tuple[Exchange, ...]
     queues: tuple[Queue, ...]
+    exchange_bindings: tuple[ExchangeBinding, ...] = ()
 
     def queue(self, name: str) -> Queue:
         for q in self.queues:
@@ -74,6 +90,12 @@ def default_topology(delivery_limit: int = 5) -> Topology:
                 delivery_limit,
             ),
             Queue(Q_AUDIT, AUDIT, ("",), delivery_limit),
-            Queue(Q_BEDSIDE, EVENTS, ("alert.#",), delivery_limit),
+            Queue(
+                Q_BEDSIDE,
+                EVENTS,
+                ("alert.#", f"{UNMATCHED}.imaging.capture_unmatched"),
+                delivery_limit,
+            ),
         ),
+        exchange_bindings=(ExchangeBinding(AUDIT, EVENTS, f"{UNMATCHED}.#"),),
     )

@@ -289,11 +289,22 @@ class ImagingDoseReported(Model):
     ctdivol_mgy: NonNegative | None = None
     dlp_total_mgy_cm: NonNegative | None = None
     original: dict[str, Any]
+    reconciled_by: UUID | None = None  # re-announced under the procedure a nurse chose
 
 
 class ImagingCaptureUnmatched(Model):
+    """A capture no open procedure claims. The rest says what a nurse needs to reconcile it."""
+
     sop_instance_uid: Uid
     reason: Text
+    capture_event_id: UUID | None = None  # its imaging.capture_received
+    modality: Identifier | None = None
+    calling_ae: Identifier | None = None
+    station_name: Text | None = None
+    acquired_at: AwareDatetime | None = None
+    patient_id: Identifier | None = None
+    accession_number: Identifier | None = None
+    study_instance_uid: Uid | None = None
 
 
 class ImagingCaptureReconciled(Model):

@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import ARTIFACTS, fits
+from tests.integration.clinic import Clinic
 from tests.integration.conftest import System, running_system, wait_until
 
 pytestmark = pytest.mark.integration
@@ -132,3 +133,36 @@ def test_the_tablet_shows_running_totals_and_the_alerts_the_services_raise(
                                                       timeout=20000)  # fmt: skip
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     tablet.screenshot(path=str(ARTIFACTS / "tablet-live-alerts.png"), full_page=True)
+
+
+def test_a_nurse_reconciles_an_image_the_listener_could_not_match(
+    tablet: Page, system: System, tmp_path: Path
+) -> None:
+    procedure = schedule(system, "PAT-T4")
+    (sop,) = Clinic(system, tmp_path).images("PAT-T4-TYPO", "ACC-NONE", [("CT", 0.0)])
+    open_procedure(tablet, system, procedure)
+    item = tablet.locator(f"#unmatched li[data-sop='{sop}']")
+    expect(item).to_contain_text("patient PAT-T4-TYPO", timeout=20000)
+    expect(item).to_contain_text("CT")
+    assert fits(tablet)
+    tablet.screenshot(path=str(ARTIFACTS / "tablet-reconciliation-list.png"), full_page=True)
+    item.locator("button").click()
+    tablet.select_option("#reconcile-why", index=2)  # the patient ID on the device was wrong
+    tablet.fill("#reconcile-more", "typed at the CT console")
+    tablet.click("button:has-text('Reconcile')")
+    expect(tablet.locator("#outbox")).to_be_hidden(timeout=15000)
+    expect(tablet.locator(f"#unmatched li[data-sop='{sop}']")).to_have_count(0)
+
+    def reconciled() -> bool:
+        types = [e["type"] for e in ledger(system, procedure)]
+        return {"imaging.capture_reconciled", "imaging.capture_received"} <= set(types)
+
+    wait_until(reconciled, 30)
+    events = {e["type"]: e for e in ledger(system, procedure)}
+    note = events["imaging.capture_reconciled"]
+    assert note["payload"]["sop_instance_uid"] == sop
+    assert note["payload"]["reason"].endswith(": typed at the CT console")
+    assert note["actor"] == {"id": "nurse.ana", "role": "nurse"}
+    capture = events["imaging.capture_received"]  # now this procedure's, naming who said so
+    assert capture["payload"]["sop_instance_uid"] == sop
+    assert capture["payload"]["reconciled_by"] == note["event_id"]

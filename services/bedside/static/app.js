@@ -53,10 +53,10 @@ const outbox = {
   add(event) { const items = this.load(); items.push({ event, error: null }); this.save(items); },
 };
 
-function remember(event, recordedAt) {
+function remember(event, recordedAt, late) {
   const sent = JSON.parse(localStorage.getItem(SENT_KEY) || "[]");
   sent.unshift({ id: event.event_id, type: event.type, procedure: event.procedure_id,
-                 occurred_at: event.occurred_at, recorded_at: recordedAt });
+                 occurred_at: event.occurred_at, recorded_at: recordedAt, late: !!late });
   localStorage.setItem(SENT_KEY, JSON.stringify(sent.slice(0, 50)));
 }
 
@@ -94,7 +94,7 @@ async function flush() {
       const index = after.findIndex(i => i.event.event_id === next.event.event_id);
       if (response.status === 202) {
         const body = await response.json();
-        remember(next.event, body.recorded_at);
+        remember(next.event, body.recorded_at, body.late);
         after.splice(index, 1);
       } else if (response.status === 503 || response.status >= 500) {
         retryTimer = setTimeout(flush, 3000);
@@ -113,6 +113,8 @@ async function flush() {
     showOutbox();
     const shown = document.getElementById("sent");  // what was just recorded, in the list
     if (shown) shown.replaceWith(sentList(shown.dataset.procedure || undefined));
+    const unmatched = document.getElementById("unmatched");
+    if (unmatched && unmatched.procedure) showUnmatched(unmatched.procedure, unmatched);
   }
 }
 window.addEventListener("online", flush);
@@ -171,7 +173,8 @@ function sentList(procedureId) {
       `${i.event.type}: ${i.error} ${(i.fields || []).join("; ")} `,
       el("button", { class: "secondary", on: { click: () => { outbox.save(outbox.load().filter(x => x.event.event_id !== i.event.event_id)); document.getElementById("sent")?.replaceWith(sentList(procedureId)); } } }, "Discard"))))) : "",
     el("h2", {}, "Recorded"),
-    el("ul", { class: "sent" }, sent.map(s => el("li", {}, `${s.type} — occurred ${new Date(s.occurred_at).toLocaleTimeString()}, recorded ${new Date(s.recorded_at).toLocaleTimeString()}`))));
+    el("ul", { class: "sent" }, sent.map(s => el("li", {}, `${s.type} — occurred ${new Date(s.occurred_at).toLocaleTimeString()}, recorded ${new Date(s.recorded_at).toLocaleTimeString()}`,
+      s.late ? el("span", { class: "late" }, " late entry") : ""))));
 }
 
 function procedure(p) {
@@ -181,15 +184,17 @@ function procedure(p) {
     el("option", { value: "" }, "Any other event…"), types.sort().map(t => el("option", { value: t }, t)));
   other.addEventListener("change", () => other.value && entry(p, other.value));
   const live = el("section", { id: "live", "aria-live": "polite" });
+  const unmatched = el("section", { id: "unmatched", "aria-label": "Images no procedure claimed" });
   app.replaceChildren(
     el("p", {}, el("button", { class: "secondary", on: { click: procedures } }, "← Procedures")),
     el("h2", {}, `${p.patient.id} · ${p.phase} · room ${p.room}`),
     live,
     el("div", { class: "grid" }, quick.map(t => el("button", { "data-type": t, on: { click: () => entry(p, t) } }, t.replaceAll("_", " ").replace(".", ": ")))),
     el("p", {}, other),
+    unmatched,
     sentList(p.procedure_id));
   clearInterval(stateTimer);
-  const refresh = () => showState(p, live);
+  const refresh = () => { showState(p, live); showUnmatched(p, unmatched); };
   refresh();
   stateTimer = setInterval(() => (document.body.contains(live) ? refresh() : clearInterval(stateTimer)), 5000);
 }
@@ -213,6 +218,76 @@ async function showState(p, live) {
   const alerts = state.alerts.length ? el("ul", { id: "alerts" }, state.alerts.map(a =>
     el("li", { class: a.severity }, `${a.code.replaceAll("_", " ")}: ${a.message}`))) : "";
   live.replaceChildren(overdue, totals, alerts ? el("h3", {}, "Alerts") : "", alerts);
+}
+
+// --- the reconciliation list: images the listener could not match to a procedure -----------
+
+function reconciling() {  // captures this tablet has a reconciliation of, still to send
+  return outbox.load().filter(i => i.event.type === "imaging.capture_reconciled")
+    .map(i => i.event.payload.sop_instance_uid);
+}
+
+async function showUnmatched(p, section) {
+  section.procedure = p;
+  const before = reconciling();  // one sent while the list was asked for is gone from both
+  let captures;
+  try {
+    const r = await api("/v1/captures/unmatched");
+    if (!r.ok) return;
+    captures = (await r.json()).captures;
+  } catch (offline) { return; }
+  const waiting = new Set([...before, ...reconciling()]);
+  captures = captures.filter(c => !waiting.has(c.payload.sop_instance_uid));
+  if (!captures.length) { section.replaceChildren(); return; }
+  // This patient's images first: the likeliest to belong here.
+  const mine = (c) => c.payload.patient_id === p.patient.id ? 0 : 1;
+  captures.sort((a, b) => mine(a) - mine(b));
+  section.replaceChildren(
+    el("h3", {}, `Images not matched to any procedure (${captures.length})`),
+    el("ul", { class: "unmatched" }, captures.map(c => {
+      const x = c.payload;
+      const when = x.acquired_at || c.occurred_at;
+      return el("li", { "data-sop": x.sop_instance_uid, class: mine(c) ? "" : "same-patient" },
+        el("strong", {}, `${x.modality || "image"} ${new Date(when).toLocaleString()}`),
+        ` · ${x.station_name || x.calling_ae || c.actor.id}`,
+        ` · patient ${x.patient_id || "(none)"}`, x.accession_number ? ` · accession ${x.accession_number}` : "",
+        el("br"), el("span", { class: "muted" }, x.reason), el("br"),
+        el("button", { class: "secondary", on: { click: () => reconcile(p, c) } }, "Belongs to this procedure…"));
+    })));
+}
+
+function reconcile(p, capture) {
+  const x = capture.payload;
+  const why = el("select", { id: "reconcile-why", required: true },
+    el("option", { value: "" }, "Choose…"),
+    ["The device had no worklist entry for this procedure",
+     "The patient ID on the device was missing or wrong",
+     "The accession number on the device was missing or wrong",
+     "Other (say below)"].map(r => el("option", { value: r }, r)));
+  const more = el("input", { id: "reconcile-more", type: "text", autocomplete: "off" });
+  const form = el("form", { "data-type": "imaging.capture_reconciled", on: { submit: (e) => {
+    e.preventDefault();
+    const reason = [why.value.startsWith("Other") ? "" : why.value, more.value.trim()].filter(Boolean).join(": ");
+    if (!reason) { more.focus(); more.setCustomValidity("Say why"); more.reportValidity(); return; }
+    outbox.add({
+      event_id: crypto.randomUUID(), type: "imaging.capture_reconciled", schema: 1,
+      procedure_id: p.procedure_id, occurred_at: withOffset(localNow()),
+      actor: { id: catalogue.user, role: catalogue.role }, source: { kind: "tablet", id: tabletId },
+      payload: { sop_instance_uid: x.sop_instance_uid, procedure_id: p.procedure_id, reason },
+    });
+    procedure(p);
+    flush();
+  } } },
+    el("h2", {}, "Reconcile an image to this procedure"),
+    el("p", {}, `${x.modality || "Image"} taken ${new Date(x.acquired_at || capture.occurred_at).toLocaleString()} on ${x.station_name || x.calling_ae || capture.actor.id}, patient on the image: ${x.patient_id || "(none)"}.`),
+    el("p", {}, `Procedure: patient ${p.patient.id}, ${p.phase}, room ${p.room}.`),
+    el("label", { for: "reconcile-why" }, "Why it did not match"), why,
+    el("label", { for: "reconcile-more" }, "Anything to add"), more,
+    el("p", { class: "row" }, el("button", { type: "submit" }, "Reconcile"),
+      el("button", { type: "button", class: "secondary", on: { click: () => procedure(p) } }, "Cancel")));
+  more.addEventListener("input", () => more.setCustomValidity(""));
+  app.replaceChildren(form);
+  why.focus();
 }
 
 // --- forms from the catalogue's schemas -------------------------------------------------------
@@ -300,7 +375,14 @@ function collect(form) {
 
 function entry(p, type) {
   const root = catalogue.types[type].schema;
-  const when = el("input", { id: "occurred-at", type: "datetime-local", step: "1", value: localNow(), required: true });
+  const when = el("input", { id: "occurred-at", type: "datetime-local", step: "1", value: localNow(), required: true,
+                             "aria-describedby": "late-hint" });
+  const lateHint = el("p", { id: "late-hint", class: "late", "aria-live": "polite" });
+  when.addEventListener("input", () => {  // bedside marks it late; say so before it is sent
+    const behind = (Date.now() - new Date(when.value).getTime()) / 1000;
+    lateHint.textContent = behind > catalogue.late_after_s
+      ? `More than ${Math.round(catalogue.late_after_s / 60)} minutes ago: it will be recorded as a late entry, with both times.` : "";
+  });
   const fields = Object.entries(root.properties).map(([k, v]) => field(k, v, root, (root.required || []).includes(k), [k]));
   const form = el("form", { "data-type": type, on: { submit: (e) => {
     e.preventDefault();
@@ -316,7 +398,7 @@ function entry(p, type) {
     flush();
   } } },
     el("h2", {}, type),
-    el("label", { for: "occurred-at" }, "When it happened (now, unless you change it)"), when,
+    el("label", { for: "occurred-at" }, "When it happened (now, unless you change it)"), when, lateHint,
     fields,
     el("p", { class: "row" }, el("button", { type: "submit" }, "Record"),
       el("button", { type: "button", class: "secondary", on: { click: () => procedure(p) } }, "Cancel")));
