@@ -11,6 +11,16 @@ from shared.clinical.rules import Policy
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
+# Each service's Prometheus endpoint, by default (PROCTRAIL_<SERVICE>_METRICS_ADDR; "off" for
+# none).
+METRICS_ADDRS = {
+    "imaging": "127.0.0.1:9461",
+    "bedside": "127.0.0.1:9462",
+    "harvest": "127.0.0.1:9463",
+    "implant": "127.0.0.1:9464",
+    "audit": "127.0.0.1:9465",
+}
+
 
 def _addr(value: str, name: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
@@ -41,6 +51,9 @@ class Settings:
     sample_id_scheme: str = "mod37-2"  # shared/clinical/sample_ids.py
     custody_min_c: float = 2.0  # a custody hand-off outside this range raises an alert
     custody_max_c: float = 25.0
+    metrics_addrs: dict[str, tuple[str, int] | None] = field(
+        default_factory=lambda: {k: _addr(v, k) for k, v in METRICS_ADDRS.items()}
+    )
 
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None) -> Settings:
@@ -73,6 +86,10 @@ class Settings:
             sample_id_scheme=e.get("PROCTRAIL_SAMPLE_ID_SCHEME", "mod37-2"),
             custody_min_c=float(e.get("PROCTRAIL_CUSTODY_MIN_C", "2")),
             custody_max_c=float(e.get("PROCTRAIL_CUSTODY_MAX_C", "25")),
+            metrics_addrs={
+                service: _metrics_addr(e, service, default)
+                for service, default in METRICS_ADDRS.items()
+            },
         )
 
     def policy(self) -> Policy:
@@ -89,3 +106,11 @@ class Settings:
         path = self.data_dir / service
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+
+def _metrics_addr(
+    env: os._Environ[str] | dict[str, str], service: str, default: str
+) -> tuple[str, int] | None:
+    name = f"PROCTRAIL_{service.upper()}_METRICS_ADDR"
+    value = env.get(name, default).strip()
+    return None if value.lower() in ("off", "") else _addr(value, name)

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 
 import structlog
 import uvicorn
 
 from shared import logging as plogging
+from shared.auth import TokenStore
 from shared.bus import PikaBus, default_topology
 from shared.config import Settings
+from shared.metrics import MetricsServer
 
 log = structlog.get_logger("shared.runtime")
+
+QUEUE_WATCH_S = 5.0  # how often each service reads the queues' depths (DLQs too) for metrics
 
 
 def boot(service: str) -> Settings:
@@ -24,7 +29,26 @@ def boot(service: str) -> Settings:
 
 
 def make_bus(settings: Settings, service: str) -> PikaBus:
-    return PikaBus(settings.amqp_url, default_topology(settings.delivery_limit), name=service)
+    """The service's bus; it also reads every queue's depth for the metrics."""
+    return PikaBus(
+        settings.amqp_url,
+        default_topology(settings.delivery_limit),
+        name=service,
+        watch_queues_s=QUEUE_WATCH_S,
+    )
+
+
+def serve_metrics(
+    settings: Settings, service: str, multiprocess_dir: Path | None = None
+) -> MetricsServer | None:
+    """The service's Prometheus endpoint, started (None when its address is "off")."""
+    addr = settings.metrics_addrs.get(service)
+    if addr is None:
+        return None
+    server = MetricsServer(addr, TokenStore(settings.data_dir), multiprocess_dir)
+    server.start()
+    log.info("metrics", addr=f"{addr[0]}:{server.port}")
+    return server
 
 
 def serve_http(app: object, addr: tuple[str, int]) -> None:

@@ -8,7 +8,7 @@ from services.bedside.api import AlertsFeed, Bedside, create_app
 from services.bedside.store import BedsideStore
 from shared.auth import TokenStore
 from shared.bus.topology import Q_BEDSIDE
-from shared.runtime import boot, make_bus, serve_http
+from shared.runtime import boot, make_bus, serve_http, serve_metrics
 
 log = structlog.get_logger("bedside")
 
@@ -21,10 +21,13 @@ def main() -> None:
     bus.start()
     store = BedsideStore(path)
     bedside = Bedside(settings, bus, TokenStore(settings.data_dir), store)
+    metrics = serve_metrics(settings, "bedside")
     log.info("listening", addr=f"{settings.bedside_addr[0]}:{settings.bedside_addr[1]}")
     try:
         serve_http(create_app(bedside), settings.bedside_addr)
     finally:
+        if metrics is not None:
+            metrics.stop()
         bus.close()
         store.close()
         bedside.facts.close()

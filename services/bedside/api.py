@@ -52,6 +52,7 @@ from shared.http import (
     read_json,
     web_app_routes,
 )
+from shared.metrics import EVENTS_IN
 
 log = structlog.get_logger("bedside")
 
@@ -213,6 +214,7 @@ class Bedside:
             log.info("event accepted", type=envelope.type, phase=phase, late=late)
         else:
             log.info("event already accepted", type=envelope.type)
+        EVENTS_IN.labels("http", "accepted" if seen is None else "repeated").inc()
         # On a re-send too (kept once per event_id): a crash after the confirm must not leave
         # the tablet's totals without this event.
         self._remember(envelope, principal, recorded_at)

@@ -11,7 +11,7 @@ from shared.clinical.clock import SystemClock
 from shared.clinical.recorder import Recorder, Ticker
 from shared.clinical.store import open_store
 from shared.phase import PhaseService
-from shared.runtime import boot, make_bus, wait_for_stop
+from shared.runtime import boot, make_bus, serve_metrics, wait_for_stop
 
 
 def main() -> None:
@@ -25,7 +25,10 @@ def main() -> None:
     bus.start()
     ticker = Ticker(service.tick, settings.clock_tick_s)
     ticker.start()
+    metrics = serve_metrics(settings, "harvest")
     wait_for_stop()
+    if metrics is not None:
+        metrics.stop()
     ticker.stop()
     bus.close()
     store.close()

@@ -24,7 +24,8 @@ import structlog
 from services.imaging.config import ImagingSettings
 from services.imaging.store import ImagingStore
 from shared.config import Settings
-from shared.runtime import boot, stop_signals, wait_for_stop
+from shared.metrics import forget_process, fresh_multiprocess_dir
+from shared.runtime import boot, serve_metrics, stop_signals, wait_for_stop
 
 log = structlog.get_logger("imaging")
 
@@ -69,6 +70,7 @@ def run_worker(
     board = None
     if listen_fd is not None:
         board = LoadBoard(_board_path(settings), imaging.workers, worker)
+    metrics = serve_metrics(settings, "imaging") if listen_fd is None else None
     server = listener.serve(settings.dicom_addr, listen_fd, board)
     log.info(
         "listening",
@@ -82,6 +84,8 @@ def run_worker(
         _stop_when_orphaned()
     wait_for_stop()
     server.shutdown()
+    if metrics is not None:
+        metrics.stop()
     listener.close()
     relay.stop()
     bus.close()
@@ -115,11 +119,15 @@ def run_parent(settings: Settings, imaging: ImagingSettings) -> None:
     sock = socket.create_server(settings.dicom_addr, backlog=128)
     sock.set_inheritable(True)
     stop = stop_signals()
+    # The workers count into files here; this process serves their sum.
+    counted = fresh_multiprocess_dir(settings.service_dir("imaging") / "metrics")
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(counted)}
+    metrics = serve_metrics(settings, "imaging", counted)
 
     def spawn(worker: int) -> subprocess.Popen[bytes]:
         command = [sys.executable, "-m", "services.imaging", "--worker", str(worker),
                    "--listen-fd", str(sock.fileno())]  # fmt: skip
-        return subprocess.Popen(command, pass_fds=(sock.fileno(),))
+        return subprocess.Popen(command, pass_fds=(sock.fileno(),), env=env)
 
     workers = {n: spawn(n) for n in range(imaging.workers)}
     started = dict.fromkeys(workers, time.monotonic())
@@ -138,6 +146,7 @@ def run_parent(settings: Settings, imaging: ImagingSettings) -> None:
             code = process.poll()
             if code is None:
                 continue
+            forget_process(process.pid, counted)
             if now - started[n] > HEALTHY_AFTER_S:
                 restarts[n] = 0  # it had run well: back-off starts over
             restarts[n] += 1
@@ -157,6 +166,8 @@ def run_parent(settings: Settings, imaging: ImagingSettings) -> None:
             process.kill()
             process.wait()
     sock.close()
+    if metrics is not None:
+        metrics.stop()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ association, accepted or rejected, becomes an access event in the ledger.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sqlite3
 import tempfile
@@ -44,6 +45,7 @@ from services.imaging.store import ImagingStore, StoredObject, file_stem
 from services.imaging.validate import Malformed, read_whole
 from shared.config import Settings
 from shared.events import parse_event, utcnow
+from shared.metrics import DICOM_ASSOCIATIONS, DICOM_BYTES, EVENTS_IN
 
 log = structlog.get_logger("imaging")
 
@@ -214,9 +216,12 @@ class Listener:
             tally.stored += 1
         else:
             tally.refused += 1
+        EVENTS_IN.labels("dicom", "stored" if status == SUCCESS else f"refused_{status:04x}").inc()
         return status
 
     def _store(self, event: Any, calling_ae: str, received: Path) -> int:
+        with contextlib.suppress(OSError):
+            DICOM_BYTES.inc(received.stat().st_size)
         try:
             got = read_whole(received, CAPTURE_TAGS)
             fields = capture_fields(header_values(got.dataset))
@@ -276,6 +281,7 @@ class Listener:
         self._log_association(event.assoc, outcome, tally, None)
 
     def _log_association(self, assoc: Any, outcome: str, tally: _Tally, reason: str | None) -> None:
+        DICOM_ASSOCIATIONS.labels(outcome).inc()
         requestor = assoc.requestor
         now = utcnow()
         payload: dict[str, Any] = {

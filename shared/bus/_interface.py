@@ -25,6 +25,7 @@ class Delivery:
     headers: Mapping[str, Any] = field(default_factory=dict)
     redelivered: bool = False
     delivery_count: int = 0  # earlier deliveries that ended in a requeue (x-delivery-count)
+    published_at: float | None = None  # the AMQP timestamp (POSIX seconds) its publisher set
 
 
 BatchHandler = Callable[[Sequence[Delivery]], Sequence[Settle]]

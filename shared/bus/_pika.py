@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -35,6 +36,7 @@ from shared.bus._interface import (
     Settle,
 )
 from shared.bus.topology import DEAD, Topology
+from shared.metrics import CONSUMER_LAG, EVENTS_IN, EVENTS_OUT, QUEUE_MESSAGES
 
 log = structlog.get_logger("shared.bus")
 
@@ -78,6 +80,7 @@ class PikaBus:
         max_pending: int = 50_000,
         reconnect_delay_s: float = 0.5,
         max_reconnect_delay_s: float = 5.0,
+        watch_queues_s: float | None = None,
     ) -> None:
         self._params = pika.URLParameters(url)
         self._params.client_properties = {"connection_name": name}
@@ -89,6 +92,7 @@ class PikaBus:
         self._max_pending = max_pending
         self._delay = reconnect_delay_s
         self._max_delay = max_reconnect_delay_s
+        self._watch_s = watch_queues_s  # read every queue's depth this often (metrics)
 
         self._lock = threading.Lock()
         self._outbox: deque[_Pending] = deque()  # waiting to be sent (any thread, under lock)
@@ -141,6 +145,7 @@ class PikaBus:
             content_type="application/json",
             message_id=message_id,
             headers=dict(headers) if headers else None,
+            timestamp=int(time.time()),
         )
         future: Future[None] = Future()
         with self._lock:
@@ -291,6 +296,8 @@ class PikaBus:
         assert conn is not None
         for sub in self._subscriptions:
             conn.channel(on_open_callback=lambda ch, sub=sub: self._start_consuming(ch, sub))
+        if self._watch_s is not None:
+            conn.channel(on_open_callback=self._watch_queues)
         self._ready.set()
         log.info("bus ready", bus=self._name, connection=self.connections_opened)
         self._flush()
@@ -344,14 +351,39 @@ class PikaBus:
             if pending is None or pending.future.done():
                 continue
             if not acked:
+                outcome = "nacked"
                 pending.future.set_exception(PublishRejected("the broker nacked the message"))
             elif pending.returned:
+                outcome = "unroutable"
                 pending.future.set_exception(
                     PublishRejected(f"no queue is bound for {pending.routing_key!r}")
                 )
             else:
+                outcome = "confirmed"
                 pending.future.set_result(None)
+            EVENTS_OUT.labels(pending.exchange, outcome).inc()
         self._flush()
+
+    # --- queue depths, for the metrics --------------------------------------------------------
+
+    def _watch_queues(self, channel: Channel) -> None:
+        """Every few seconds, a passive declare of each queue and dead-letter queue."""
+        names = [n for q in self._topology.queues for n in (q.name, q.dead_letter_queue)]
+        generation = self._generation
+
+        def read(_frame: Any = None) -> None:
+            if generation != self._generation or not channel.is_open:
+                return
+            for name in names:
+                channel.queue_declare(name, passive=True, callback=record)
+            conn = self._conn
+            if conn is not None and self._watch_s is not None:
+                conn.ioloop.call_later(self._watch_s, read)
+
+        def record(frame: Any) -> None:
+            QUEUE_MESSAGES.labels(frame.method.queue).set(frame.method.message_count)
+
+        read()
 
     # --- consuming --------------------------------------------------------------------------
 
@@ -368,6 +400,7 @@ class PikaBus:
                 headers=headers,
                 redelivered=bool(method.redelivered),
                 delivery_count=int(headers.get("x-delivery-count", 0)),
+                published_at=float(props.timestamp) if props.timestamp else None,
             )
             sub.work.put(_Received(generation, ch, method.delivery_tag, delivery))
 
@@ -392,6 +425,7 @@ class PikaBus:
             if batch:
                 settles = self._handle(sub, batch)
                 self._call_threadsafe(partial(self._settle, batch, settles))
+                _count(sub.queue, batch, settles)
 
     def _handle(self, sub: _Subscription, batch: list[_Received]) -> list[Settle]:
         try:
@@ -415,3 +449,11 @@ class PikaBus:
                 channel.basic_ack(received.delivery_tag)
             else:
                 channel.basic_reject(received.delivery_tag, requeue=settle is Settle.RETRY)
+
+
+def _count(queue: str, batch: list[_Received], settles: list[Settle]) -> None:
+    for settle in set(settles):
+        EVENTS_IN.labels(queue, settle.name.lower()).inc(settles.count(settle))
+    published = [r.delivery.published_at for r in batch if r.delivery.published_at]
+    if published:
+        CONSUMER_LAG.labels(queue).set(max(0.0, time.time() - min(published)))

@@ -23,8 +23,9 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 Uid = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=64)]
 
-Role = Literal["nurse", "physician", "lab", "compliance", "admin"]
-ROLES: tuple[Role, ...] = ("nurse", "physician", "lab", "compliance", "admin")
+# monitor: a metrics scraper's token (GET /metrics, nothing else)
+Role = Literal["nurse", "physician", "lab", "compliance", "admin", "monitor"]
+ROLES: tuple[Role, ...] = ("nurse", "physician", "lab", "compliance", "admin", "monitor")
 Phase = Literal["harvest", "implant"]
 
 _VERTEBRAE = (

@@ -19,7 +19,7 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -125,15 +125,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+SERVICES = ("audit", "harvest", "implant", "imaging", "bedside")
+
+
 def service_env(amqp_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """Settings for services under test; no metrics endpoint unless `extra` gives one an
+    address (the default ports are not theirs to take)."""
     env = dict(os.environ)
     env.update(
         PROCTRAIL_AMQP_URL=amqp_url,
         PROCTRAIL_DATA_DIR=str(data_dir),
         PROCTRAIL_LOG_FORMAT="json",
         PYTHONUNBUFFERED="1",
-        **extra,
+        **{f"PROCTRAIL_{s.upper()}_METRICS_ADDR": "off" for s in SERVICES},
     )
+    env.update(extra)
     return env
 
 
@@ -162,6 +168,7 @@ class System:
     log_path: Path
     nurse: str
     compliance: str
+    metrics: dict[str, int] = field(default_factory=dict)  # service -> its /metrics port
 
     def bedside_client(self, tok: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {tok}"} if tok else {}
@@ -206,6 +213,7 @@ def system(amqp_url: str, tmp_path: Path) -> Iterator[System]:
 def running_system(amqp_url: str, tmp_path: Path, **extra_env: str) -> Iterator[System]:
     """`proctrail up` on its own vhost, data dir and ports; `extra_env` adds settings."""
     bedside_port, audit_port, dicom_port = free_port(), free_port(), free_port()
+    metrics = {service: free_port() for service in SERVICES}
     data_dir = tmp_path / "var"
     env = service_env(
         amqp_url,
@@ -214,6 +222,7 @@ def running_system(amqp_url: str, tmp_path: Path, **extra_env: str) -> Iterator[
         PROCTRAIL_AUDIT_ADDR=f"127.0.0.1:{audit_port}",
         PROCTRAIL_DICOM_ADDR=f"127.0.0.1:{dicom_port}",
         PROCTRAIL_DICOM_ALLOWED_AETS="STORESCU,ECHOSCU,MODALITY1",
+        **{f"PROCTRAIL_{s.upper()}_METRICS_ADDR": f"127.0.0.1:{p}" for s, p in metrics.items()},
         **extra_env,
     )
     log_path = tmp_path / "up.log"
@@ -235,10 +244,11 @@ def running_system(amqp_url: str, tmp_path: Path, **extra_env: str) -> Iterator[
         log_path,
         nurse=token(env, "nurse", "nurse.ana"),
         compliance=token(env, "compliance", "co.ben"),
+        metrics=metrics,
     )
     try:
         wait_until(lambda: _healthy(sysm.bedside) and _healthy(sysm.audit), timeout=60)
-        for service in ("audit", "harvest", "implant", "imaging", "bedside"):
+        for service in SERVICES:
             wait_until(lambda s=service: sysm.logged(s, "bus ready"), timeout=60)
         wait_until(lambda: sysm.logged("imaging", "listening"), timeout=60)
         yield sysm

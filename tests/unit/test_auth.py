@@ -11,8 +11,8 @@ from shared.auth import Principal, TokenStore
 from shared.events import ROLES
 
 
-def test_the_roles_are_those_of_the_contract() -> None:
-    assert ROLES == ("nurse", "physician", "lab", "compliance", "admin")
+def test_the_roles_are_those_of_the_contract_and_a_metrics_scraper() -> None:
+    assert ROLES == ("nurse", "physician", "lab", "compliance", "admin", "monitor")
 
 
 def test_a_created_token_looks_up_to_its_user_and_role(tmp_path: Path) -> None:
