@@ -52,7 +52,9 @@ def configure(
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared_processors,
+        # Records from the standard library (pika, pynetdicom, uvicorn) carry no structlog
+        # logger, and logging has filtered them by level already.
+        foreign_pre_chain=shared_processors[1:],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
