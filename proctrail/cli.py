@@ -15,6 +15,8 @@ from services.audit.checkpoint import KEY_FILE, Signer, Verifier
 from services.audit.store import open_store
 from services.audit.verify import verify
 from shared.auth import TokenStore
+from shared.bus import default_topology
+from shared.bus.definitions import GRANTS, VHOST, definitions
 from shared.clinical.rebuild import rebuild
 from shared.clinical.store import open_store as open_clinical_store
 from shared.config import Settings
@@ -153,6 +155,23 @@ def _rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def _broker_definitions(args: argparse.Namespace) -> int:
+    """The topology, the services' users and their permissions as RabbitMQ definitions."""
+    passwords = {}
+    if args.passwords_dir:
+        for service in GRANTS:
+            path = Path(args.passwords_dir) / f"amqp-{service}.password"
+            try:
+                passwords[service] = path.read_text().strip()
+            except OSError as exc:
+                print(f"proctrail: {exc}", file=sys.stderr)
+                return 2
+    topology = default_topology(args.delivery_limit)
+    out = definitions(topology, args.vhost, passwords)
+    sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="proctrail", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -191,6 +210,17 @@ def parser() -> argparse.ArgumentParser:
     place.add_argument("--data-dir", help="the SQLite ledger and state under this data dir")
     place.add_argument("--database-url", help="the PostgreSQL ledger and state")
 
+    broker = sub.add_parser(
+        "broker-definitions",
+        help="print RabbitMQ definitions: the topology, one user per service, least privilege",
+    )
+    broker.add_argument("--vhost", default=VHOST)
+    broker.add_argument("--delivery-limit", type=int, default=Settings().delivery_limit)
+    broker.add_argument(
+        "--passwords-dir",
+        help="read amqp-<service>.password files from here (else the users have no password)",
+    )
+
     export_cmd.add_parser(sub)
     return p
 
@@ -207,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         return _signer_set(args)
     if args.command == "rebuild":
         return _rebuild(args)
+    if args.command == "broker-definitions":
+        return _broker_definitions(args)
     return _token_create(args)
 
 

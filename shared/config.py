@@ -11,6 +11,8 @@ from shared.clinical.rules import Policy
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
+_NO = ("false", "0", "no", "off")
+
 # Each service's Prometheus endpoint, by default (PROCTRAIL_<SERVICE>_METRICS_ADDR; "off" for
 # none).
 METRICS_ADDRS = {
@@ -51,6 +53,11 @@ class Settings:
     sample_id_scheme: str = "mod37-2"  # shared/clinical/sample_ids.py
     custody_min_c: float = 2.0  # a custody hand-off outside this range raises an alert
     custody_max_c: float = 25.0
+    amqp_declare: bool = True  # False: the broker's definitions own the topology (deploy/)
+    amqp_password_file: Path | None = None  # the AMQP password, kept out of the URL
+    amqp_tls_ca: Path | None = None  # amqps://: the CA that signed the broker's certificate
+    amqp_tls_cert: Path | None = None  # and this client's certificate and key, if it asks
+    amqp_tls_key: Path | None = None
     metrics_addrs: dict[str, tuple[str, int] | None] = field(
         default_factory=lambda: {k: _addr(v, k) for k, v in METRICS_ADDRS.items()}
     )
@@ -86,6 +93,11 @@ class Settings:
             sample_id_scheme=e.get("PROCTRAIL_SAMPLE_ID_SCHEME", "mod37-2"),
             custody_min_c=float(e.get("PROCTRAIL_CUSTODY_MIN_C", "2")),
             custody_max_c=float(e.get("PROCTRAIL_CUSTODY_MAX_C", "25")),
+            amqp_declare=e.get("PROCTRAIL_AMQP_DECLARE", "true").lower() not in _NO,
+            amqp_password_file=_path(e.get("PROCTRAIL_AMQP_PASSWORD_FILE")),
+            amqp_tls_ca=_path(e.get("PROCTRAIL_AMQP_TLS_CA")),
+            amqp_tls_cert=_path(e.get("PROCTRAIL_AMQP_TLS_CERT")),
+            amqp_tls_key=_path(e.get("PROCTRAIL_AMQP_TLS_KEY")),
             metrics_addrs={
                 service: _metrics_addr(e, service, default)
                 for service, default in METRICS_ADDRS.items()
@@ -114,3 +126,7 @@ def _metrics_addr(
     name = f"PROCTRAIL_{service.upper()}_METRICS_ADDR"
     value = env.get(name, default).strip()
     return None if value.lower() in ("off", "") else _addr(value, name)
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import ssl
 import threading
 from pathlib import Path
 from types import FrameType
@@ -30,12 +31,32 @@ def boot(service: str) -> Settings:
 
 def make_bus(settings: Settings, service: str) -> PikaBus:
     """The service's bus; it also reads every queue's depth for the metrics."""
+    password = None
+    if settings.amqp_password_file is not None:
+        password = settings.amqp_password_file.read_text().strip()
     return PikaBus(
         settings.amqp_url,
         default_topology(settings.delivery_limit),
         name=service,
         watch_queues_s=QUEUE_WATCH_S,
+        declare=settings.amqp_declare,
+        password=password,
+        tls=amqp_tls(settings),
     )
+
+
+def amqp_tls(settings: Settings) -> ssl.SSLContext | None:
+    """For amqps:// URLs: verify the broker against the CA given (else the system's), and
+    present a client certificate when one is given."""
+    if not settings.amqp_url.startswith("amqps://"):
+        return None
+    ca = str(settings.amqp_tls_ca) if settings.amqp_tls_ca else None
+    context = ssl.create_default_context(cafile=ca)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if settings.amqp_tls_cert is not None:
+        key = str(settings.amqp_tls_key) if settings.amqp_tls_key else None
+        context.load_cert_chain(str(settings.amqp_tls_cert), key)
+    return context
 
 
 def serve_metrics(

@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -81,9 +83,16 @@ class PikaBus:
         reconnect_delay_s: float = 0.5,
         max_reconnect_delay_s: float = 5.0,
         watch_queues_s: float | None = None,
+        declare: bool = True,
+        password: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        self._params = pika.URLParameters(url)
+        self._params = pika.URLParameters(
+            url if password is None else _with_password(url, password)
+        )
         self._params.client_properties = {"connection_name": name}
+        if tls is not None:
+            self._params.ssl_options = pika.SSLOptions(tls, self._params.host)
         if self._params.blocked_connection_timeout is None:
             self._params.blocked_connection_timeout = 30
         self._topology = topology
@@ -93,6 +102,7 @@ class PikaBus:
         self._delay = reconnect_delay_s
         self._max_delay = max_reconnect_delay_s
         self._watch_s = watch_queues_s  # read every queue's depth this often (metrics)
+        self._declare_topology = declare  # False: the broker's definitions hold it already
 
         self._lock = threading.Lock()
         self._outbox: deque[_Pending] = deque()  # waiting to be sent (any thread, under lock)
@@ -257,7 +267,13 @@ class PikaBus:
         self._declare(channel, then=lambda: self._enable_confirms(channel))
 
     def _declare(self, channel: Channel, then: Callable[[], None]) -> None:
-        """Declare exchanges, quorum queues, their dead-letter queues and bindings, in order."""
+        """Declare exchanges, quorum queues, their dead-letter queues and bindings, in order.
+
+        With `declare=False` (a user without configure permission, deploy/) nothing is
+        declared: the broker loaded the same topology from its definitions."""
+        if not self._declare_topology:
+            then()
+            return
         steps: list[Callable[..., None]] = [
             partial(channel.exchange_declare, ex.name, ex.type, durable=True)
             for ex in self._topology.exchanges
@@ -457,3 +473,15 @@ def _count(queue: str, batch: list[_Received], settles: list[Settle]) -> None:
     published = [r.delivery.published_at for r in batch if r.delivery.published_at]
     if published:
         CONSUMER_LAG.labels(queue).set(max(0.0, time.time() - min(published)))
+
+
+def _with_password(url: str, password: str) -> str:
+    """The URL with this password (a password kept in a file, not in the URL)."""
+    parts = urllib.parse.urlsplit(url)
+    user = urllib.parse.quote(urllib.parse.unquote(parts.username or ""), safe="")
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    netloc = f"{user}:{urllib.parse.quote(password, safe='')}@{host}{port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))

@@ -77,8 +77,13 @@ def _hand_over(base: Path) -> None:
             path.chmod(0o777 if path.is_dir() else 0o666)
 
 
+PLAIN = "listeners.tcp.local = 127.0.0.1:{port}\nloopback_users = none\n"
+
+
 @contextmanager
-def own_broker() -> Iterator[OwnBroker]:
+def own_broker(config: str = PLAIN, files: dict[str, bytes] | None = None) -> Iterator[OwnBroker]:
+    """`config` is the node's rabbitmq.conf, with {port} and {base} (its directory, where
+    `files` are written) filled in."""
     if shutil.which("rabbitmq-server") is None:
         pytest.fail("rabbitmq-server is needed for a broker of the test's own", pytrace=False)
     port, dist = free_port(), free_port()
@@ -87,9 +92,9 @@ def own_broker() -> Iterator[OwnBroker]:
     base = Path(tempfile.mkdtemp(prefix="proctrail-rabbitmq-"))
     base.chmod(0o755)
     (base / "enabled_plugins").write_text("[].\n")
-    (base / "rabbitmq.conf").write_text(
-        f"listeners.tcp.local = 127.0.0.1:{port}\nloopback_users = none\n"
-    )
+    for name, data in (files or {}).items():
+        (base / name).write_bytes(data)
+    (base / "rabbitmq.conf").write_text(config.format(port=port, base=base))
     env = dict(
         os.environ,
         RABBITMQ_NODENAME=node,
