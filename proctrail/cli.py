@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 
 from proctrail import export_cmd, supervisor
-from services.audit.checkpoint import KEY_FILE, Signer, Verifier
+from services.audit.checkpoint import KEY_FILE, Keyring, Signer, load_keyring, rotate
 from services.audit.store import open_store
 from services.audit.verify import verify
 from shared.auth import TokenStore
@@ -65,14 +65,29 @@ def _signer_set(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verifier(args: argparse.Namespace, data_dir: Path) -> Verifier | None:
+def _verifier(args: argparse.Namespace, data_dir: Path) -> Keyring | None:
+    """--key (a key, or a file of keys one a line, as /v1/audit/public-keys gives them), or
+    the data dir's current and retired keys."""
     if args.key:
         text = Path(args.key).read_text() if Path(args.key).is_file() else args.key
-        return Verifier.from_vkey(text)
+        return Keyring.from_text(text)
     key_file = data_dir / "audit" / KEY_FILE
     if key_file.exists():
-        return Signer.load_or_create(key_file, Settings.from_env().log_origin).verifier
+        current = Signer.load_or_create(key_file, Settings.from_env().log_origin).verifier
+        return load_keyring(data_dir / "audit", current)
     return None
+
+
+def _rotate_key(args: argparse.Namespace) -> int:
+    audit_dir = _data_dir(args.data_dir) / "audit"
+    try:
+        old, new = rotate(audit_dir, Settings.from_env().log_origin)
+    except (OSError, ValueError) as exc:
+        print(f"proctrail: {exc}", file=sys.stderr)
+        return 2
+    print(f"retired: {old.vkey()}\ncurrent: {new.vkey()}")
+    print("start the audit service again: its next checkpoint is signed with the new key")
+    return 0
 
 
 def _progress_bar(done: int, total: int) -> None:
@@ -197,12 +212,19 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--data-dir", help="the SQLite ledger under this data dir")
     where.add_argument("--database-url", help="the PostgreSQL ledger")
     check.add_argument("--checkpoint", help="a checkpoint saved earlier (signed note)")
-    check.add_argument("--key", help="verifier key (text or file); default: the data dir's")
+    check.add_argument(
+        "--key", help="verifier key, or a file of them one a line; default: the data dir's"
+    )
     check.add_argument(
         "--all-signatures",
         action="store_true",
         help="check every stored checkpoint's signature, not only the latest's",
     )
+
+    rotation = sub.add_parser(
+        "rotate-key", help="retire the checkpoint-signing key and make a new one (audit stopped)"
+    )
+    rotation.add_argument("--data-dir")
 
     again = sub.add_parser("rebuild", help="rebuild harvest's or implant's state from the ledger")
     again.add_argument("service", choices=("harvest", "implant"))
@@ -239,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         return _rebuild(args)
     if args.command == "broker-definitions":
         return _broker_definitions(args)
+    if args.command == "rotate-key":
+        return _rotate_key(args)
     return _token_create(args)
 
 

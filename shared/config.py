@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from psycopg.conninfo import make_conninfo
+
 from shared.clinical.rules import Policy
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -69,7 +71,7 @@ class Settings:
         return cls(
             amqp_url=e.get("PROCTRAIL_AMQP_URL", DEFAULT_AMQP_URL),
             data_dir=Path(e.get("PROCTRAIL_DATA_DIR", "var")),
-            database_url=e.get("PROCTRAIL_DATABASE_URL") or None,
+            database_url=_database_url(e),
             dicom_addr=_addr(
                 e.get("PROCTRAIL_DICOM_ADDR", "127.0.0.1:11112"), "PROCTRAIL_DICOM_ADDR"
             ),
@@ -130,3 +132,13 @@ def _metrics_addr(
 
 def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
+
+
+def _database_url(env: os._Environ[str] | dict[str, str]) -> str | None:
+    """PROCTRAIL_DATABASE_URL, with the password of PROCTRAIL_DATABASE_PASSWORD_FILE in it."""
+    url = env.get("PROCTRAIL_DATABASE_URL") or None
+    password_file = env.get("PROCTRAIL_DATABASE_PASSWORD_FILE")
+    if url is None or not password_file:
+        return url
+    password = Path(password_file).read_text().strip()
+    return make_conninfo(url, password=password)

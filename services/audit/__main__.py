@@ -8,7 +8,7 @@ import structlog
 from prometheus_client import Gauge
 
 from services.audit.api import AuditApi, create_app
-from services.audit.checkpoint import KEY_FILE, Signer
+from services.audit.checkpoint import KEY_FILE, Signer, load_keyring
 from services.audit.consumer import Appender
 from services.audit.ledger import Ledger
 from services.audit.store import Store, open_store
@@ -60,7 +60,8 @@ def main() -> None:
     try:
         tokens = TokenStore(settings.data_dir)
         api = AuditApi(
-            reader, tokens, signer.verifier, bus, settings.publish_timeout_s,
+            reader, tokens, load_keyring(settings.service_dir("audit"), signer.verifier), bus,
+            settings.publish_timeout_s,
             imaging_root=settings.data_dir / "imaging",
         )  # fmt: skip
         serve_http(create_app(api), settings.audit_addr)

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from services.audit import export, merkle, thumbnails, timeline
 from services.audit.access import access_record
-from services.audit.checkpoint import Verifier
+from services.audit.checkpoint import Keyring
 from services.audit.store import FILTERS, Query, Store
 from services.audit.verify import verify
 from shared.auth import Principal, TokenStore
@@ -96,7 +96,7 @@ class AuditApi:
         self,
         store: Store,
         tokens: TokenStore,
-        verifier: Verifier,
+        verifier: Keyring,
         bus: Bus,
         confirm_timeout_s: float = 5.0,
         imaging_root: Path | None = None,
@@ -245,6 +245,13 @@ class AuditApi:
         authenticate(request, self.tokens, ROLES)
         return Response(self.verifier.vkey() + "\n", media_type="text/plain; charset=utf-8")
 
+    async def public_keys(self, request: Request) -> Response:
+        """Every key the log has signed with, current first: checkpoints from before a key
+        rotation verify with the retired ones."""
+        authenticate(request, self.tokens, ROLES)
+        return Response("\n".join(self.verifier.vkeys()) + "\n",
+                        media_type="text/plain; charset=utf-8")  # fmt: skip
+
     def _tree_size(self, request: Request, name: str) -> int:
         latest = self.store.latest_checkpoint()
         current = latest.tree_size if latest else 0
@@ -285,6 +292,7 @@ def create_app(api: AuditApi) -> Starlette:
             Route("/v1/audit/checkpoint", api.checkpoint, methods=["GET"]),
             Route("/v1/procedures/{procedure_id}/timeline", api.timeline, methods=["GET"]),
             Route("/v1/audit/public-key", api.public_key, methods=["GET"]),
+            Route("/v1/audit/public-keys", api.public_keys, methods=["GET"]),
             Route("/v1/audit/proofs/inclusion", api.inclusion, methods=["GET"]),
             Route("/v1/audit/proofs/consistency", api.consistency, methods=["GET"]),
             Route("/v1/audit/captures/{event_id}/thumbnail", api.thumbnail, methods=["GET"]),

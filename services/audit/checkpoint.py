@@ -13,8 +13,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -22,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 ED25519 = b"\x01"
 KEY_FILE = "checkpoint-ed25519.pem"  # in the audit service's part of the data dir
+RETIRED_KEYS_FILE = "retired-verifier-keys.txt"  # beside it: one verifier key a line
 EM_DASH = "\u2014"
 
 
@@ -138,3 +141,74 @@ class Signer:
         body = checkpoint.body()
         sig = self.verifier.hash + self._private.sign(body.encode())
         return f"{body}\n{EM_DASH} {self.name} {base64.b64encode(sig).decode()}\n"
+
+
+class NoteVerifier(Protocol):
+    def open(self, note: str) -> Checkpoint: ...
+
+    def vkey(self) -> str: ...
+
+
+class Keyring:
+    """Every key the log has signed with: the current one first, then the retired ones, so
+    checkpoints signed before a key rotation still verify."""
+
+    def __init__(self, verifiers: Sequence[Verifier]) -> None:
+        if not verifiers:
+            raise ValueError("a keyring holds at least one verifier key")
+        self.verifiers = list(verifiers)
+
+    def vkey(self) -> str:
+        """The current key's."""
+        return self.verifiers[0].vkey()
+
+    def vkeys(self) -> list[str]:
+        return [v.vkey() for v in self.verifiers]
+
+    def open(self, note: str) -> Checkpoint:
+        """Check the signature of whichever of these keys signed the note."""
+        _body, _sep, signatures = note.partition("\n\n")
+        for line in signatures.splitlines():
+            parts = line.split(" ")
+            if len(parts) != 3 or parts[0] != EM_DASH:
+                continue
+            try:
+                tag = base64.b64decode(parts[2])[:4]
+            except ValueError:
+                continue
+            for verifier in self.verifiers:
+                if verifier.name == parts[1] and verifier.hash == tag:
+                    return verifier.open(note)
+        raise ValueError("signed by none of the log's keys")
+
+    @classmethod
+    def from_text(cls, text: str) -> Keyring:
+        return cls([Verifier.from_vkey(line) for line in text.splitlines() if line.strip()])
+
+
+def load_keyring(audit_dir: Path, current: Verifier) -> Keyring:
+    retired = audit_dir / RETIRED_KEYS_FILE
+    text = retired.read_text() if retired.exists() else ""
+    return Keyring([current, *Keyring.from_text(text).verifiers] if text.strip() else [current])
+
+
+def rotate(audit_dir: Path, name: str) -> tuple[Verifier, Verifier]:
+    """Retire the signing key (its verifier key is kept, so what it signed still verifies; the
+    private key is destroyed) and make a new one. Run with the audit service stopped."""
+    path = audit_dir / KEY_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no signing key at {path}")
+    old = Signer.load_or_create(path, name).verifier
+    retired = audit_dir / RETIRED_KEYS_FILE
+    with retired.open("a") as f:  # first, durably: the old key must never be lost
+        f.write(old.vkey() + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    path.unlink()
+    new = Signer.load_or_create(path, name).verifier
+    fd = os.open(audit_dir, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return old, new

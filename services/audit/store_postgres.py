@@ -44,6 +44,7 @@ SCHEMA_VERSION = 2  # 2: entry_lots
 SCHEMA = "audit"
 APP_ROLE_ENV = "PROCTRAIL_DATABASE_APP_ROLE"
 APP_PASSWORD_ENV = "PROCTRAIL_DATABASE_APP_PASSWORD"  # noqa: S105 (a variable's name)
+APP_PASSWORD_FILE_ENV = "PROCTRAIL_DATABASE_APP_PASSWORD_FILE"  # noqa: S105 (or from a file)
 
 _TABLES = ("entries", "tree_nodes", "checkpoints", "procedure_patients", "entry_lots")
 _GUARDED = (*_TABLES, "meta")
@@ -148,6 +149,14 @@ _COPY_NODES = "COPY audit.tree_nodes (level, idx, hash) FROM STDIN (FORMAT BINAR
 _PAGE = 10_000  # rows a scan fetches at a time: the LIMIT of the paged queries
 
 
+def _app_password() -> str | None:
+    path = os.environ.get(APP_PASSWORD_FILE_ENV)
+    if path:
+        with open(path) as f:
+            return f.read().strip()
+    return os.environ.get(APP_PASSWORD_ENV)
+
+
 def _table(name: str) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(name))
 
@@ -177,7 +186,7 @@ class PostgresStore:
         """A connection logged in as the app role (never the owner), autocommit."""
         params = conninfo_to_dict(self.database_url)
         params.pop("password", None)  # the owner's: never sent as the app role's
-        password = os.environ.get(APP_PASSWORD_ENV)
+        password = _app_password()
         if password:
             params["password"] = password
         params["user"] = self.app_role
@@ -301,7 +310,7 @@ class PostgresStore:
             (owner, app),
         ).fetchone()
         if row is None:
-            password = os.environ.get(APP_PASSWORD_ENV)
+            password = _app_password()
             statement = sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(app))
             if password:
                 statement = sql.SQL("{} PASSWORD {}").format(statement, sql.Literal(password))

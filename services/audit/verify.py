@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from services.audit.checkpoint import Checkpoint, Verifier, parse_note
+from services.audit.checkpoint import Checkpoint, NoteVerifier, parse_note
 from services.audit.merkle import Frontier, node_hash
 from services.audit.store import Store
 
@@ -74,7 +74,7 @@ class _NodeMismatch(Exception):
 
 def verify(
     store: Store,
-    verifier: Verifier | None,
+    verifier: NoteVerifier | None,
     outside: Checkpoint | None = None,
     progress: Progress | None = None,
     *,
@@ -109,7 +109,7 @@ def verify(
 
 
 def _signed_checkpoints(
-    store: Store, verifier: Verifier | None, report: Report, all_signatures: bool
+    store: Store, verifier: NoteVerifier | None, report: Report, all_signatures: bool
 ) -> dict[int, bytes]:
     """The stored checkpoint roots the rebuilt tree is compared with.
 
@@ -151,7 +151,7 @@ def _milestones(sizes: list[int], every: int = MILESTONE) -> list[int]:
     return kept
 
 
-def _signed(verifier: Verifier, note: str, report: Report) -> bool:
+def _signed(verifier: NoteVerifier, note: str, report: Report) -> bool:
     try:
         verifier.open(note)
     except ValueError as exc:

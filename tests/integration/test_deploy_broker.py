@@ -6,7 +6,6 @@ service's user cannot read another's queue or declare one."""
 from __future__ import annotations
 
 import json
-import secrets
 import signal
 import ssl
 import subprocess
@@ -35,19 +34,9 @@ from tests.integration.conftest import (
     wait_until,
 )
 from tests.integration.own_broker import OwnBroker, own_broker
-from tests.pki import issue
+from tests.integration.test_deploy_files import make_secrets
 
 pytestmark = pytest.mark.integration
-
-TLS_ONLY = """listeners.tcp = none
-listeners.ssl.1 = 127.0.0.1:{port}
-ssl_options.cacertfile = {base}/ca.crt
-ssl_options.certfile = {base}/broker.crt
-ssl_options.keyfile = {base}/broker.key
-ssl_options.verify = verify_peer
-ssl_options.fail_if_no_peer_cert = false
-load_definitions = {base}/definitions.json
-"""
 
 DEFINITIONS = REPO / "deploy" / "rabbitmq" / "definitions.json"
 
@@ -58,18 +47,27 @@ def test_the_committed_definitions_are_the_topologys() -> None:
     assert committed == definitions(default_topology())
 
 
+def shipped_config() -> str:
+    """deploy/rabbitmq/rabbitmq.conf, pointed at the test's node: its port, its directory in
+    place of /run/secrets, and a disk limit this shared machine can meet."""
+    text = (REPO / "deploy" / "rabbitmq" / "rabbitmq.conf").read_text()
+    for old, new in (("/run/secrets", "{base}"), ("listeners.ssl.default = 5671",
+                     "listeners.ssl.default = {port}"), ("disk_free_limit.absolute = 2GB",
+                     "disk_free_limit.absolute = 50MB")):  # fmt: skip
+        assert old in text
+        text = text.replace(old, new)
+    return text
+
+
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[tuple[OwnBroker, Path, dict[str, str]]]:
-    pki = issue(tmp_path / "pki", "broker")
-    passwords = {service: secrets.token_urlsafe(18) for service in GRANTS}
-    files = {
-        "definitions.json": json.dumps(
-            definitions(default_topology(), passwords=passwords)
-        ).encode(),
-        **{name: (pki / name).read_bytes() for name in ("ca.crt", "broker.crt", "broker.key")},
-    }
-    with own_broker(TLS_ONLY, files) as node:
-        yield node, pki, passwords
+    """A node as compose.yaml runs it: the shipped configuration, and what make-secrets made
+    (certificates, the definitions with the services' password hashes)."""
+    secrets = make_secrets(tmp_path / "secrets")
+    passwords = {s: (secrets / f"amqp-{s}.password").read_text().strip() for s in GRANTS}
+    names = ("ca.crt", "broker.crt", "broker.key", "rabbitmq-definitions.json")
+    with own_broker(shipped_config(), {n: (secrets / n).read_bytes() for n in names}) as node:
+        yield node, secrets, passwords
 
 
 def connect(node: OwnBroker, pki: Path, user: str, password: str) -> pika.BlockingConnection:

@@ -229,3 +229,30 @@ def test_every_signature_can_be_checked_and_a_forged_one_is_reported(
     kept.tamper(("UPDATE checkpoints SET note = ? WHERE tree_size = ?", (forged_note, size)))
     assert main(["verify", *where, "--key", kept.vkey, "--all-signatures"]) == 1
     assert "checkpoint signature" in capsys.readouterr().out
+
+
+def test_after_a_key_rotation_every_old_checkpoint_still_verifies(
+    kept: Kept, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    audit_dir = kept.data_dir / "audit"
+    assert main(["rotate-key", "--data-dir", str(kept.data_dir)]) == 0
+    retired, current = (line.split(": ")[1] for line in capsys.readouterr().out.splitlines()[:2])
+    assert retired == kept.vkey != current
+    assert not (audit_dir / "intruder.pem").exists()
+    signer = Signer.load_or_create(audit_dir / KEY_FILE, "proctrail/audit")
+    assert signer.verifier.vkey() == current
+    store = open_store(kept.data_dir, kept.pg.url if kept.pg else None)
+    Ledger(store, signer).append([decode_record(dose_record(2.0)) for _ in range(3)])
+    store.close()
+    where = ["--database-url", kept.pg.url] if kept.pg else ["--data-dir", str(kept.data_dir)]
+    keys = tmp_path / "public-keys.txt"  # as GET /v1/audit/public-keys gives them
+    keys.write_text(f"{current}\n{retired}\n")
+
+    assert main(["verify", *where, "--key", str(keys), "--all-signatures"]) == 0
+    assert "signatures verified: 8" in capsys.readouterr().out
+    assert main(["verify", *where, "--key", str(keys), "--checkpoint", str(kept.checkpoint)]) == 0
+    capsys.readouterr()
+    assert main(["verify", *where, "--key", current, "--all-signatures"]) == 1  # new key only
+    assert "signed by none of the log's keys" in capsys.readouterr().out
+    if kept.pg is None:  # the data dir keeps the retired key: no --key needed
+        assert main(["verify", *where, "--all-signatures"]) == 0

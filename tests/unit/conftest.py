@@ -19,7 +19,7 @@ import pytest
 
 from services.audit.api import AuditApi
 from services.audit.api import create_app as create_audit_app
-from services.audit.checkpoint import Signer
+from services.audit.checkpoint import Signer, load_keyring
 from services.audit.consumer import Appender
 from services.audit.ledger import Ledger
 from services.audit.store_sqlite import SqliteStore
@@ -337,9 +337,11 @@ def reader(ledger: Ledger, ledger_path: Path) -> Iterator[SqliteStore]:
 
 @pytest.fixture
 async def audit_client(
-    reader: SqliteStore, tokens: TokenStore, signer: Signer, bus: InMemoryBus
+    reader: SqliteStore, tokens: TokenStore, signer: Signer, bus: InMemoryBus, settings: Settings
 ) -> AsyncIterator[httpx.AsyncClient]:
-    api = AuditApi(reader, tokens, signer.verifier, bus)
+    """The audit API as services/audit/__main__.py builds it (its keyring from the data dir)."""
+    keyring = load_keyring(settings.service_dir("audit"), signer.verifier)
+    api = AuditApi(reader, tokens, keyring, bus)
     transport = httpx.ASGITransport(app=create_audit_app(api))
     async with httpx.AsyncClient(transport=transport, base_url="http://audit") as client:
         yield client

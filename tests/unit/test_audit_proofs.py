@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
 from services.audit import merkle
-from services.audit.checkpoint import Verifier
+from services.audit.checkpoint import RETIRED_KEYS_FILE, Checkpoint, Keyring, Signer, Verifier
 from services.audit.ledger import Ledger
+from shared.config import Settings
 from shared.events.record import AuditRecord
 
 pytestmark = pytest.mark.anyio
@@ -111,3 +113,30 @@ async def test_a_nurse_reads_the_checkpoint_but_not_the_proofs(
     proof = await audit_client.get("/v1/audit/proofs/inclusion", params={"seq": 0}, headers=nurse)
     assert proof.status_code == 403
     assert (await audit_client.get("/v1/audit/checkpoint")).status_code == 401
+
+
+@pytest.fixture
+def retired(settings: Settings, tmp_path: Path) -> Signer:
+    """A key the log signed with before a rotation (its verifier key kept, as rotate does)."""
+    old = Signer.load_or_create(tmp_path / "old.pem", settings.log_origin)
+    (settings.service_dir("audit") / RETIRED_KEYS_FILE).write_text(old.verifier.vkey() + "\n")
+    return old
+
+
+async def test_the_public_keys_open_checkpoints_signed_before_a_key_rotation(
+    retired: Signer,
+    audit_client: httpx.AsyncClient,
+    ledger: Ledger,
+    record: Callable[..., AuditRecord],
+    bearer: Bearer,
+) -> None:
+    ledger.append([record()])
+    headers = bearer("compliance")
+    current = (await audit_client.get("/v1/audit/public-key", headers=headers)).text.strip()
+    listed = (await audit_client.get("/v1/audit/public-keys", headers=headers)).text
+    old_note = retired.sign(Checkpoint("proctrail/audit", 1, b"\x00" * 32))
+
+    assert listed.splitlines() == [current, retired.verifier.vkey()]
+    assert Keyring.from_text(listed).open(old_note).size == 1
+    with pytest.raises(ValueError, match="no signature"):
+        Verifier.from_vkey(current).open(old_note)
