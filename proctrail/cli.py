@@ -10,8 +10,9 @@ from pathlib import Path
 
 import orjson
 
-from proctrail import export_cmd, supervisor
+from proctrail import backup_cmd, export_cmd, supervisor
 from services.audit.checkpoint import KEY_FILE, Keyring, Signer, load_keyring, rotate
+from services.audit.objects import check_objects
 from services.audit.store import open_store
 from services.audit.verify import verify
 from shared.auth import TokenStore
@@ -76,6 +77,25 @@ def _verifier(args: argparse.Namespace, data_dir: Path) -> Keyring | None:
         current = Signer.load_or_create(key_file, Settings.from_env().log_origin).verifier
         return load_keyring(data_dir / "audit", current)
     return None
+
+
+def _verify_objects(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    data_dir = _data_dir(args.data_dir)
+    database_url = args.database_url or settings.database_url
+    store = open_store(data_dir, database_url, readonly=True)
+    try:
+        report = check_objects(store, data_dir / "imaging")
+    finally:
+        store.close()
+    for stored_as in report.missing:
+        print(f"missing: {stored_as}")
+    for stored_as in report.altered:
+        print(f"altered: {stored_as} (its SHA-256 is not the ledger's)")
+    verdict = "intact" if report.intact else "NOT INTACT"
+    print(f"DICOM objects {verdict}: {report.checked} checked against the ledger,"
+          f" {len(report.missing)} missing, {len(report.altered)} altered")  # fmt: skip
+    return 0 if report.intact else 1
 
 
 def _rotate_key(args: argparse.Namespace) -> int:
@@ -221,6 +241,12 @@ def parser() -> argparse.ArgumentParser:
         help="check every stored checkpoint's signature, not only the latest's",
     )
 
+    objects = sub.add_parser(
+        "verify-objects", help="check every stored DICOM object against the ledger's SHA-256"
+    )
+    objects.add_argument("--data-dir", help="where imaging/ (and a SQLite ledger) are")
+    objects.add_argument("--database-url", help="the PostgreSQL ledger")
+
     rotation = sub.add_parser(
         "rotate-key", help="retire the checkpoint-signing key and make a new one (audit stopped)"
     )
@@ -244,6 +270,7 @@ def parser() -> argparse.ArgumentParser:
     )
 
     export_cmd.add_parser(sub)
+    backup_cmd.add_parser(sub)
     return p
 
 
@@ -263,6 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         return _broker_definitions(args)
     if args.command == "rotate-key":
         return _rotate_key(args)
+    if args.command == "verify-objects":
+        return _verify_objects(args)
+    if args.command == "backup":
+        return backup_cmd.run(args, _data_dir(args.data_dir))
     return _token_create(args)
 
 
