@@ -51,7 +51,8 @@ def test_a_backup_taken_while_running_restores_verifies_and_runs_on(
     objects = sorted((restored / "imaging" / "objects").rglob("*.dcm"))
     assert len(objects) == 3
     damaged = objects[0]
-    damaged.write_bytes(damaged.read_bytes()[:-1] + b"\x00")
+    data = damaged.read_bytes()
+    damaged.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # one bit pattern changed
     objects[1].unlink()
     assert main(["verify-objects", "--data-dir", str(restored)]) == 1
     out = capsys.readouterr().out
