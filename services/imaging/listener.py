@@ -209,8 +209,10 @@ class Listener:
         structlog.contextvars.clear_contextvars()
         calling_ae = str(event.assoc.requestor.ae_title).strip()
         received = Path(event.dataset_path)
-        status = self._store(event, calling_ae, received)
-        received.unlink(missing_ok=True)  # kept objects were moved; refused ones go
+        try:
+            status = self._store(event, calling_ae, received)
+        finally:
+            received.unlink(missing_ok=True)  # kept objects were moved; refused ones go
         tally = self._tallies.setdefault(id(event.assoc), _Tally())
         if status == SUCCESS:
             tally.stored += 1
@@ -226,7 +228,7 @@ class Listener:
             got = read_whole(received, CAPTURE_TAGS)
             fields = capture_fields(header_values(got.dataset))
             dose = dose_report(got.dataset)
-        except (Malformed, AttributeError, ValueError, KeyError, TypeError) as exc:
+        except (Malformed, AttributeError, ValueError, KeyError, TypeError, RecursionError) as exc:
             log.error("C-STORE refused: not a whole object", calling_ae=calling_ae, error=str(exc))
             return CANNOT_UNDERSTAND
         sop = fields["sop_instance_uid"]

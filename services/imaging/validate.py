@@ -40,6 +40,7 @@ _READ_WHOLE_BELOW = 8 << 20  # smaller objects are read once, hashed and walked 
 
 _LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
 _SHORT_VRS = frozenset(b"AE AS AT CS DA DS DT FL FD IS LO LT PN SH SL SS ST TM UI UL US".split())
+_VRS = _LONG_VRS | _SHORT_VRS
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _SR_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.88."
 _U16, _U32 = struct.Struct("<H"), struct.Struct("<L")
@@ -60,10 +61,17 @@ class Received:
 
 def read_whole(path: Path, wanted: frozenset[int]) -> Received:
     """Check the object at `path` is whole; its dataset (at least the `wanted` tags) and hash.
-    `wanted` must hold the SOP Class and Instance UID tags."""
+    `wanted` must hold the SOP Class and Instance UID tags.
+
+    The walker's refusals are final: each is about the bytes themselves (an element or item
+    that runs past the end, a VR that is no VR, stray bytes, a missing identity), which no
+    reading repairs; pydicom, lenient by design, would read past some of them (a truncated
+    value, an unknown VR) and store a broken object as whole. What the walker leaves to
+    pydicom is what it does not read: other syntaxes, SR content trees, functional groups,
+    and nesting too deep for it."""
     try:
         return _fast(path, wanted)
-    except (_NotForTheFastPath, Malformed, RecursionError, struct.error):
+    except (_NotForTheFastPath, RecursionError):
         pass
     sha, size = sha256_file(path)
     return Received(_with_pydicom(path, size), sha, size, fast=False)
@@ -122,6 +130,10 @@ def _walk_file(buf: bytes | mmap.mmap, size: int, wanted: frozenset[int]) -> Dat
     if sop_class.startswith(_SR_CLASS_PREFIX):
         raise _NotForTheFastPath  # the dose parser walks the whole content tree
     implicit = syntax == _IMPLICIT_LE
+    if not implicit and pos + 6 <= size and buf[pos + 4 : pos + 6] not in _VRS:
+        # Implicit VR bytes under an explicit syntax, from the first element on: a known
+        # sender quirk that pydicom reads (it decides by the first element, as here).
+        raise _NotForTheFastPath
     found: dict[int, RawDataElement] = {}
     end, count = _walk(buf, pos, size, implicit, found, wanted, nested=False)
     if end < size:
@@ -233,14 +245,15 @@ def _text(raw: RawDataElement | None) -> str:
 def _with_pydicom(path: Path, size: int) -> Dataset:
     try:
         ds = dcmread(path, defer_size=DEFER_BYTES)
-    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, NotImplementedError) as exc:
-        raise Malformed(f"unreadable: {exc}") from None
+    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, NotImplementedError,
+            RecursionError) as exc:  # fmt: skip
+        raise Malformed(f"unreadable: {type(exc).__name__}: {exc}") from None
     if not ds._dict:
         raise Malformed("the dataset is empty")
+    raws = [e for e in ds._dict.values() if isinstance(e, RawDataElement)]  # before any reads
     _require_identity(ds)
     if ds.file_meta.TransferSyntaxUID.is_deflated:
         return ds  # element offsets count in the inflated stream: parsing it was the check
-    raws = [e for e in ds._dict.values() if isinstance(e, RawDataElement)]
     defined = [e for e in raws if e.length != UNDEFINED]
     end = max((e.value_tell + e.length for e in defined), default=0)
     if end > size:

@@ -74,8 +74,12 @@ def test_a_damaged_object_is_refused_by_the_walker_and_by_pydicom(
     tmp_path: Path, damage: str
 ) -> None:
     path = dicom_factory.damaged_ct(tmp_path, damage)
-    with pytest.raises(validate.Malformed):
-        validate._fast(path, CAPTURE_TAGS)
+    if damage == "garbage_after_preamble":  # no VR where the first one should be: the
+        with pytest.raises(validate._NotForTheFastPath):  # walker leaves it to pydicom
+            validate._fast(path, CAPTURE_TAGS)
+    else:
+        with pytest.raises(validate.Malformed):
+            validate._fast(path, CAPTURE_TAGS)
     with pytest.raises(validate.Malformed):
         validate.read_whole(path, CAPTURE_TAGS)
 
