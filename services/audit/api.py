@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from services.audit import export, merkle, thumbnails, timeline
+from services.audit import export, merkle, openapi, thumbnails, timeline
 from services.audit.access import access_record
 from services.audit.checkpoint import Keyring
 from services.audit.store import FILTERS, Query, Store
@@ -278,6 +278,10 @@ class AuditApi:
         proof = await run_in_threadpool(merkle.consistency_proof, old, new, self.store.node)
         return json_response({"from": old, "to": new, "hashes": _b64(proof)})
 
+    async def openapi(self, request: Request) -> Response:
+        authenticate(request, self.tokens, ROLES)
+        return json_response(openapi.document())
+
     async def healthz(self, request: Request) -> Response:
         return json_response({"status": "ok"})
 
@@ -286,6 +290,7 @@ def create_app(api: AuditApi) -> Starlette:
     return Starlette(
         routes=[
             Route("/healthz", api.healthz, methods=["GET"]),
+            Route("/openapi.json", api.openapi, methods=["GET"]),
             Route("/v1/audit/entries", api.entries, methods=["GET"]),
             Route("/v1/audit/events/{event_id}", api.entry, methods=["GET"]),
             Route("/v1/audit/export", api.export, methods=["GET"]),

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from services.bedside import openapi
 from services.bedside.store import BedsideStore, Procedure
 from shared.auth import Principal, TokenStore
 from shared.bus import BrokerUnavailable, Bus, BusError, Delivery, Settle, routing_key
@@ -29,6 +30,7 @@ from shared.config import Settings
 from shared.events import (
     CATALOGUE,
     LEVELS_IN_ORDER,
+    ROLES,
     Actor,
     EnteredBy,
     Envelope,
@@ -371,6 +373,10 @@ class Bedside:
                               "role": principal.role, "user": principal.user,
                               "late_after_s": self.settings.late_after_s})  # fmt: skip
 
+    async def openapi(self, request: Request) -> Response:
+        authenticate(request, self.tokens, ROLES)
+        return json_response(openapi.document())
+
     async def healthz(self, request: Request) -> Response:
         return json_response({"status": "ok", "broker_connected": self.bus.connected})
 
@@ -396,6 +402,7 @@ def create_app(bedside: Bedside) -> Starlette:
     return Starlette(
         routes=[
             Route("/healthz", bedside.healthz, methods=["GET"]),
+            Route("/openapi.json", bedside.openapi, methods=["GET"]),
             Route("/v1/procedures", bedside.schedule, methods=["POST"]),
             Route("/v1/events", bedside.post_event, methods=["POST"]),
             Route("/v1/sample-ids", bedside.new_sample_id, methods=["POST"]),

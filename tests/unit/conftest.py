@@ -336,13 +336,17 @@ def reader(ledger: Ledger, ledger_path: Path) -> Iterator[SqliteStore]:
 
 
 @pytest.fixture
-async def audit_client(
+def audit_api(
     reader: SqliteStore, tokens: TokenStore, signer: Signer, bus: InMemoryBus, settings: Settings
-) -> AsyncIterator[httpx.AsyncClient]:
+) -> AuditApi:
     """The audit API as services/audit/__main__.py builds it (its keyring from the data dir)."""
     keyring = load_keyring(settings.service_dir("audit"), signer.verifier)
-    api = AuditApi(reader, tokens, keyring, bus)
-    transport = httpx.ASGITransport(app=create_audit_app(api))
+    return AuditApi(reader, tokens, keyring, bus, imaging_root=settings.data_dir / "imaging")
+
+
+@pytest.fixture
+async def audit_client(audit_api: AuditApi) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_audit_app(audit_api))
     async with httpx.AsyncClient(transport=transport, base_url="http://audit") as client:
         yield client
 
