@@ -15,11 +15,12 @@ from typing import Any
 import orjson
 import structlog
 
-from shared.bus import Bus, BusError, Delivery, Settle
+from shared.bus import Bus, BusError, Delivery, Settle, StoreUnavailable
 from shared.bus.topology import AUDIT, EVENTS
 from shared.clinical.recorder import Raised, Recorder
 from shared.events import Envelope, InvalidEvent, decode_event, utcnow
 from shared.events.record import AuditRecord, accepted, rejected
+from shared.storage import UNAVAILABLE
 
 log = structlog.get_logger("shared.phase")
 
@@ -60,6 +61,17 @@ class PhaseService:
         self.recorder = recorder  # the clinical rules; None: stamp and forward only
 
     def handle(self, batch: Sequence[Delivery]) -> list[Settle]:
+        """Stamp, record and forward each message; ack each once audit has it. If the state
+        store is unreachable the bus holds the batch and hands it over again (recording is
+        idempotent, and audit keeps one entry per event_id)."""
+        pending: list[Raised | None] = []
+        try:
+            return self._handle(batch, pending)
+        except UNAVAILABLE as exc:
+            self._abandon(pending)
+            raise StoreUnavailable(f"{self.service}'s state: {exc}") from exc
+
+    def _handle(self, batch: Sequence[Delivery], pending: list[Raised | None]) -> list[Settle]:
         settles = [Settle.DEAD] * len(batch)
         in_flight: list[tuple[int, list[tuple[AuditRecord, Future[None]]], Raised | None]] = []
         for i, delivery in enumerate(batch):
@@ -70,6 +82,7 @@ class PhaseService:
             raised = None
             if self.recorder is not None and envelope is not None:
                 raised = self.recorder.record(envelope)  # durable before the ack below
+                pending.append(raised)
             records = [record, *(raised.records if raised else [])]
             try:
                 futures = [(r, self._publish(r)) for r in records]

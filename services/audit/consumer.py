@@ -7,9 +7,10 @@ from collections.abc import Sequence
 import structlog
 
 from services.audit.ledger import Ledger
-from shared.bus import Delivery, Settle
+from shared.bus import Delivery, Settle, StoreUnavailable
 from shared.events import InvalidEvent
 from shared.events.record import AuditRecord, decode_record
+from shared.storage import UNAVAILABLE
 
 log = structlog.get_logger("audit")
 
@@ -30,7 +31,10 @@ class Appender:
                     message_id=delivery.message_id,
                     error=str(exc),
                 )
-        seqs = self.ledger.append([record for _, record in good])  # raises: the batch retries
+        try:
+            seqs = self.ledger.append([record for _, record in good])
+        except UNAVAILABLE as exc:  # the bus holds the batch and tries again
+            raise StoreUnavailable(f"the ledger: {exc}") from exc
         appended = [seq for seq in seqs if seq is not None]
         for (i, record), seq in zip(good, seqs, strict=True):
             settles[i] = Settle.ACK

@@ -63,6 +63,7 @@ class Ledger:
         self.signer = signer
         size = store.size()
         self.frontier = Frontier.load(size, store.node)
+        self._stale = False
         latest = store.latest_checkpoint()
         if size and (latest is None or latest.tree_size != size):
             raise LedgerCorrupt(f"the store holds {size} entries but no checkpoint for that size")
@@ -71,6 +72,9 @@ class Ledger:
 
     def append(self, records: Sequence[AuditRecord]) -> list[int | None]:
         """Append in one transaction (group commit). Returns each record's seq, None if known."""
+        if self._stale:  # an append failed: whether its commit landed, only the store knows
+            self.frontier = Frontier.load(self.store.size(), self.store.node)
+            self._stale = False
         known = self.store.known([r.event_id for r in records])
         frontier = Frontier(self.frontier.size, list(self.frontier.nodes))
         new_links, links = self._links(records)
@@ -102,8 +106,9 @@ class Ledger:
             try:
                 self.store.append(rows, nodes, new_links, checkpoint)
             except BaseException:
-                # The commit may have landed before the connection failed: trust the store.
-                self.frontier = Frontier.load(self.store.size(), self.store.node)
+                # The commit may have landed before the connection failed: the next append
+                # reads the tree back from the store (which may be unreachable just now).
+                self._stale = True
                 raise
             self.frontier = frontier
         return out

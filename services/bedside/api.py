@@ -21,7 +21,15 @@ from starlette.routing import Route
 from services.bedside import openapi
 from services.bedside.store import BedsideStore, Procedure
 from shared.auth import Principal, TokenStore
-from shared.bus import BrokerUnavailable, Bus, BusError, Delivery, Settle, routing_key
+from shared.bus import (
+    BrokerUnavailable,
+    Bus,
+    BusError,
+    Delivery,
+    Settle,
+    StoreUnavailable,
+    routing_key,
+)
 from shared.bus.topology import EVENTS
 from shared.clinical.rules import Fact, Lot, due, fold
 from shared.clinical.sample_ids import scheme as sample_id_scheme
@@ -55,6 +63,7 @@ from shared.http import (
     web_app_routes,
 )
 from shared.metrics import EVENTS_IN
+from shared.storage import UNAVAILABLE
 
 log = structlog.get_logger("bedside")
 
@@ -424,6 +433,12 @@ class AlertsFeed:
         self.store = store  # its own connection: this runs on the bus's worker thread
 
     def handle(self, batch: Sequence[Delivery]) -> list[Settle]:
+        try:
+            return self._handle(batch)
+        except UNAVAILABLE as exc:  # the bus holds the batch and tries again
+            raise StoreUnavailable(f"bedside's store: {exc}") from exc
+
+    def _handle(self, batch: Sequence[Delivery]) -> list[Settle]:
         settles = []
         for delivery in batch:
             try:

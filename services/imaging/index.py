@@ -12,9 +12,10 @@ import structlog
 
 from services.imaging.announce import EVENT_NAMESPACE, derived_id
 from services.imaging.store import ImagingStore, OutboxMessage
-from shared.bus import Delivery, Settle, routing_key
+from shared.bus import Delivery, Settle, StoreUnavailable, routing_key
 from shared.bus.topology import EVENTS
 from shared.events import Envelope, InvalidEvent, decode_event, parse_event, utcnow
+from shared.storage import UNAVAILABLE
 
 log = structlog.get_logger("imaging")
 
@@ -27,6 +28,12 @@ class ProcedureIndex:
         self.wake = wake  # the relay: queued messages are waiting
 
     def handle(self, batch: Sequence[Delivery]) -> list[Settle]:
+        try:
+            return self._handle(batch)
+        except UNAVAILABLE as exc:  # the bus holds the batch and tries again
+            raise StoreUnavailable(f"imaging's store: {exc}") from exc
+
+    def _handle(self, batch: Sequence[Delivery]) -> list[Settle]:
         out = []
         for delivery in batch:
             try:

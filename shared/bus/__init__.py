@@ -8,6 +8,7 @@ from shared.bus._interface import (
     Delivery,
     PublishRejected,
     Settle,
+    StoreUnavailable,
 )
 from shared.bus._memory import InMemoryBus, topic_matches
 from shared.bus._pika import PikaBus
@@ -23,6 +24,7 @@ __all__ = [
     "PikaBus",
     "PublishRejected",
     "Settle",
+    "StoreUnavailable",
     "Topology",
     "default_topology",
     "routing_key",

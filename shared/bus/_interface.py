@@ -31,6 +31,13 @@ class Delivery:
 BatchHandler = Callable[[Sequence[Delivery]], Sequence[Settle]]
 
 
+class StoreUnavailable(Exception):
+    """A handler could not make its durable write now: its database is unreachable or
+    restarting. The bus keeps the batch and hands it to the handler again, with back-off,
+    without returning it to the queue: an outage is not a poison message, and must not use up
+    the messages' delivery limit and send them to the dead-letter queue."""
+
+
 class BusError(Exception):
     """The bus could not take or confirm a message."""
 

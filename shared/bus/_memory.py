@@ -19,6 +19,7 @@ from shared.bus._interface import (
     Delivery,
     PublishRejected,
     Settle,
+    StoreUnavailable,
 )
 from shared.bus.topology import DEAD, Topology
 
@@ -150,6 +151,10 @@ class InMemoryBus:
             return False
         try:
             settles = list(sub.handler(batch))
+        except StoreUnavailable:  # as on RabbitMQ: held and tried again, not counted
+            with self._lock:
+                queue.messages.extendleft(reversed(batch))
+            return True
         except Exception:  # noqa: BLE001 - as on RabbitMQ: a failing handler means retry
             settles = [Settle.RETRY] * len(batch)
         if len(settles) != len(batch):

@@ -36,6 +36,7 @@ from shared.bus._interface import (
     Delivery,
     PublishRejected,
     Settle,
+    StoreUnavailable,
 )
 from shared.bus.topology import DEAD, Topology
 from shared.metrics import CONSUMER_LAG, EVENTS_IN, EVENTS_OUT, QUEUE_MESSAGES
@@ -444,14 +445,24 @@ class PikaBus:
                 _count(sub.queue, batch, settles)
 
     def _handle(self, sub: _Subscription, batch: list[_Received]) -> list[Settle]:
-        try:
-            settles = list(sub.handler([r.delivery for r in batch]))
-            if len(settles) != len(batch):
-                raise BusError(f"handler settled {len(settles)} of {len(batch)} messages")
-        except Exception:
-            log.exception("handler failed; messages will be retried", queue=sub.queue)
-            return [Settle.RETRY] * len(batch)
-        return settles
+        delay = 0.2
+        while True:
+            try:
+                settles = list(sub.handler([r.delivery for r in batch]))
+                if len(settles) != len(batch):
+                    raise BusError(f"handler settled {len(settles)} of {len(batch)} messages")
+            except StoreUnavailable as exc:
+                if self._stopping.is_set() or batch[0].generation != self._generation:
+                    return [Settle.RETRY] * len(batch)  # the broker redelivers them anyway
+                log.warning("store unavailable; the batch waits and is tried again",
+                            queue=sub.queue, error=str(exc), retry_in_s=delay)  # fmt: skip
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            except Exception:
+                log.exception("handler failed; messages will be retried", queue=sub.queue)
+                return [Settle.RETRY] * len(batch)
+            return settles
 
     def _settle(self, batch: list[_Received], settles: list[Settle]) -> None:
         channel = batch[0].channel

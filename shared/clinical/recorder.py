@@ -125,10 +125,12 @@ class Recorder:
 
     def confirmed(self, raised: Raised) -> None:
         at = self.clock.now().isoformat()
-        for procedure_id in {m[0] for m in raised.marks}:
-            keys = [(key, alert_id) for p, key, alert_id in raised.marks if p == procedure_id]
-            self.store.mark_raised(procedure_id, keys, at)
-        self.abandon(raised)
+        try:
+            for procedure_id in {m[0] for m in raised.marks}:
+                keys = [(key, alert_id) for p, key, alert_id in raised.marks if p == procedure_id]
+                self.store.mark_raised(procedure_id, keys, at)
+        finally:
+            self.abandon(raised)
 
     def abandon(self, raised: Raised) -> None:
         """Forget alerts whose publishing failed (or was confirmed): they may be raised again."""
