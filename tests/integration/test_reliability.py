@@ -127,7 +127,7 @@ def post_events(system: System, procedures: list[str], tally: Tally, keep_going:
                 tablet: int) -> None:  # fmt: skip
     """One tablet: events until its share is sent and the faults are over; each re-sent with
     the same event_id until bedside answers 202."""
-    share = EVENTS_WANTED // TABLETS
+    share = -(-EVENTS_WANTED // TABLETS)  # at least EVENTS_WANTED in all
     sent = 0
     with httpx.Client(base_url=system.bedside, timeout=10,
                       headers={"Authorization": f"Bearer {system.nurse}"}) as client:  # fmt: skip
