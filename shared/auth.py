@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shared import sqlite
-from shared.events import ROLES, Role
+from shared.roles import ROLES, Role
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (

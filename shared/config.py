@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from psycopg.conninfo import make_conninfo
-
 from shared.clinical.rules import Policy
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -140,5 +138,7 @@ def _database_url(env: os._Environ[str] | dict[str, str]) -> str | None:
     password_file = env.get("PROCTRAIL_DATABASE_PASSWORD_FILE")
     if url is None or not password_file:
         return url
+    from psycopg.conninfo import make_conninfo  # here: most processes never need psycopg
+
     password = Path(password_file).read_text().strip()
     return make_conninfo(url, password=password)

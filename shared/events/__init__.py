@@ -1,6 +1,6 @@
 """Event envelope and catalogue: typed, validated at the edge, orjson on the bus."""
 
-from shared.events._types import LEVELS, LEVELS_IN_ORDER, ROLES, Phase, Role
+from shared.events._types import LEVELS, LEVELS_IN_ORDER, Phase
 from shared.events.envelope import (
     CATALOGUE,
     Actor,
@@ -17,6 +17,7 @@ from shared.events.envelope import (
     signed_content_sha256,
     utcnow,
 )
+from shared.roles import ROLES, Role
 
 __all__ = [
     "CATALOGUE",

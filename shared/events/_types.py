@@ -1,4 +1,4 @@
-"""Value types the catalogue is built from: numbers that must be numbers, spine levels, roles."""
+"""Value types the catalogue is built from: numbers that must be numbers, spine levels."""
 
 from __future__ import annotations
 
@@ -23,9 +23,6 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 Uid = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=64)]
 
-# monitor: a metrics scraper's token (GET /metrics, nothing else)
-Role = Literal["nurse", "physician", "lab", "compliance", "admin", "monitor"]
-ROLES: tuple[Role, ...] = ("nurse", "physician", "lab", "compliance", "admin", "monitor")
 Phase = Literal["harvest", "implant"]
 
 _VERTEBRAE = (

@@ -12,7 +12,8 @@ import orjson
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from shared.events import catalogue as c
-from shared.events._types import Identifier, Model, Role
+from shared.events._types import Identifier, Model
+from shared.roles import Role
 
 _CLIENT_ROLES: frozenset[Role] = frozenset({"nurse", "physician", "admin"})
 _LAB_ROLES: frozenset[Role] = frozenset({"lab", "admin"})
