@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import structlog
 
-from services.bedside.api import AlertsFeed, Bedside, create_app
+from services.bedside.api import Bedside, create_app
+from services.bedside.feed import TabletFeed
 from services.bedside.store import BedsideStore
 from shared.auth import TokenStore
 from shared.bus.topology import Q_BEDSIDE
@@ -17,7 +18,7 @@ def main() -> None:
     settings = boot("bedside")
     bus = make_bus(settings, "bedside")
     path = settings.service_dir("bedside") / "bedside.sqlite3"
-    bus.subscribe(Q_BEDSIDE, AlertsFeed(BedsideStore(path)).handle)
+    bus.subscribe(Q_BEDSIDE, TabletFeed(BedsideStore(path)).handle)
     bus.start()
     store = BedsideStore(path)
     bedside = Bedside(settings, bus, TokenStore(settings.data_dir), store)

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import re
 import uuid
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -25,9 +24,6 @@ from shared.bus import (
     BrokerUnavailable,
     Bus,
     BusError,
-    Delivery,
-    Settle,
-    StoreUnavailable,
     routing_key,
 )
 from shared.bus.topology import EVENTS
@@ -63,7 +59,6 @@ from shared.http import (
     web_app_routes,
 )
 from shared.metrics import EVENTS_IN
-from shared.storage import UNAVAILABLE
 
 log = structlog.get_logger("bedside")
 
@@ -423,34 +418,3 @@ def create_app(bedside: Bedside) -> Starlette:
         ],
         exception_handlers=EXCEPTION_HANDLERS,
     )
-
-
-class AlertsFeed:
-    """Consumes q.bedside: the alerts harvest and implant raise, and the captures imaging could
-    not match (as the ledger records them), kept for the tablets."""
-
-    def __init__(self, store: BedsideStore) -> None:
-        self.store = store  # its own connection: this runs on the bus's worker thread
-
-    def handle(self, batch: Sequence[Delivery]) -> list[Settle]:
-        try:
-            return self._handle(batch)
-        except UNAVAILABLE as exc:  # the bus holds the batch and tries again
-            raise StoreUnavailable(f"bedside's store: {exc}") from exc
-
-    def _handle(self, batch: Sequence[Delivery]) -> list[Settle]:
-        settles = []
-        for delivery in batch:
-            try:
-                message = orjson.loads(delivery.body)
-                event = message["event"] if "disposition" in message else message
-                if event.get("type") == "alert.raised":
-                    self.store.add_alert(event)
-                elif event.get("type") == "imaging.capture_unmatched":
-                    self.store.add_unmatched(event)
-                settles.append(Settle.ACK)
-            except (orjson.JSONDecodeError, KeyError, AttributeError, AssertionError, TypeError):
-                log.error("unreadable message sent to the dead-letter queue",
-                          message_id=delivery.message_id)  # fmt: skip
-                settles.append(Settle.DEAD)
-        return settles

@@ -12,7 +12,8 @@ import httpx
 import orjson
 import pytest
 
-from services.bedside.api import AlertsFeed, Bedside
+from services.bedside.api import Bedside
+from services.bedside.feed import TabletFeed
 from shared.bus import Delivery, InMemoryBus
 from shared.bus.topology import EVENTS, Q_HARVEST, Q_IMAGING, Q_IMPLANT
 from shared.clinical.store import ClinicalStore
@@ -515,7 +516,7 @@ async def test_the_tablet_sees_running_totals_and_the_services_alerts(
              "procedure_id": procedure_id, "occurred_at": "2026-11-21T09:00:00+00:00",
              "payload": {"code": "needle_unconfirmed", "severity": "warning",
                          "message": "no confirming image", "event_ids": []}}  # fmt: skip
-    feed = AlertsFeed(bedside.store)
+    feed = TabletFeed(bedside.store)
     body = orjson.dumps(alert)
     delivery = Delivery(body=body, routing_key="alert.implant", message_id=alert["event_id"],
                         headers={}, redelivered=False)  # fmt: skip

@@ -14,7 +14,8 @@ import httpx
 import orjson
 import pytest
 
-from services.bedside.api import AlertsFeed, Bedside
+from services.bedside.api import Bedside
+from services.bedside.feed import TabletFeed
 from services.imaging.announce import Announcer
 from services.imaging.config import ImagingSettings
 from services.imaging.index import ProcedureIndex
@@ -112,7 +113,7 @@ async def test_a_nurse_reconciles_an_unmatched_capture_and_imaging_announces_it_
 ) -> None:
     procedure_id = await schedule_implant(bedside_client, bearer)
     receive_unmatched(imaging, bus, tmp_path)
-    bus.subscribe(Q_BEDSIDE, AlertsFeed(bedside.store).handle)
+    bus.subscribe(Q_BEDSIDE, TabletFeed(bedside.store).handle)
     bus.drain()
     bus.drain()  # a redelivery keeps one row
 
@@ -171,7 +172,7 @@ async def test_a_reconciliation_must_name_a_listed_capture_and_its_own_procedure
     assert [e["field"] for e in r.json()["errors"]] == ["payload.sop_instance_uid"]
 
     receive_unmatched(imaging, bus, tmp_path)
-    bus.subscribe(Q_BEDSIDE, AlertsFeed(bedside.store).handle)
+    bus.subscribe(Q_BEDSIDE, TabletFeed(bedside.store).handle)
     bus.drain()
     crossed = reconciliation(procedure_id, new_event)
     crossed["payload"]["procedure_id"] = other_id  # posted under one, naming another
