@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -120,9 +121,25 @@ def close_connections(amqp_url: str) -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on, below the kernel's ephemeral range: a port the kernel hands
+    out (bind to 0) may be given next to an outgoing connection's local end before the
+    service under test binds it, and that service then fails with "address in use"."""
+    low, _high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    while True:
+        port = _PORTS.randrange(max(1024, low - 12_000), low)
+        if port in _GIVEN:
+            continue  # not twice in one run: two services of one test would share it
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
+
+
+_PORTS = random.Random()
+_GIVEN: set[int] = set()
 
 
 SERVICES = ("audit", "harvest", "implant", "imaging", "bedside")
