@@ -12,7 +12,8 @@ import hashlib
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -223,26 +224,31 @@ class ImagingStore:
         """Index the object, queue its events and add its dose to the patient's totals, in one
         transaction; `on_dose(before, after)` may queue more (a threshold alert)."""
         now = datetime.now(UTC).isoformat()
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT OR IGNORE INTO objects VALUES (?, ?, ?, ?, ?)",
+                (sop_instance_uid, stored.sha256, str(stored.path), stored.size_bytes, now),
+            )
+            fresh = cur.rowcount == 1
+            if dose is not None and fresh:
+                after = self._add_dose(cur, *dose)
+                before = (after[0] - dose[1], after[1] - dose[2], after[2] - dose[3])
+                if on_dose is not None:
+                    messages = [*messages, *on_dose(before, after)]
+            self._queue(cur, messages, now)
+            if unmatched:
+                cur.execute(
+                    "INSERT OR IGNORE INTO unmatched VALUES (?, ?, NULL)", (sop_instance_uid, now)
+                )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        """One write transaction on the writer connection: all of it, or none of it."""
         with self._lock:
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
-                cur.execute(
-                    "INSERT OR IGNORE INTO objects VALUES (?, ?, ?, ?, ?)",
-                    (sop_instance_uid, stored.sha256, str(stored.path), stored.size_bytes, now),
-                )
-                fresh = cur.rowcount == 1
-                if dose is not None and fresh:
-                    after = self._add_dose(cur, *dose)
-                    before = (after[0] - dose[1], after[1] - dose[2], after[2] - dose[3])
-                    if on_dose is not None:
-                        messages = [*messages, *on_dose(before, after)]
-                self._queue(cur, messages, now)
-                if unmatched:
-                    cur.execute(
-                        "INSERT OR IGNORE INTO unmatched VALUES (?, ?, NULL)",
-                        (sop_instance_uid, now),
-                    )
+                yield cur
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -351,19 +357,12 @@ class ImagingStore:
     ) -> None:
         """Settle an unmatched capture and queue its events under the procedure, in one step."""
         now = datetime.now(UTC).isoformat()
-        with self._lock:
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                cur.execute(
-                    "UPDATE unmatched SET reconciled_to = ? WHERE sop_instance_uid = ?",
-                    (procedure_id, sop_instance_uid),
-                )
-                self._queue(cur, messages, now)
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+        with self._transaction() as cur:
+            cur.execute(
+                "UPDATE unmatched SET reconciled_to = ? WHERE sop_instance_uid = ?",
+                (procedure_id, sop_instance_uid),
+            )
+            self._queue(cur, messages, now)
 
     def link_study(self, study_instance_uid: str, procedure_id: str) -> None:
         with self._lock:

@@ -213,6 +213,28 @@ class System:
         return False
 
 
+def service_processes(system: System) -> dict[str, list[int]]:
+    """Each service `proctrail up` runs: its process first, then its own children (the
+    imaging listener's workers), read from /proc."""
+    children: dict[int, list[int]] = {}
+    names: dict[int, str] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        pid = int(proc.name)
+        children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(pid)
+        for part in cmdline:
+            if part.startswith(b"services."):
+                names[pid] = part.decode().removeprefix("services.")
+    return {names[pid]: [pid, *children.get(pid, [])]
+            for pid in children.get(system.process.pid, []) if pid in names}  # fmt: skip
+
+
 def _healthy(url: str) -> bool:
     try:
         return httpx.get(url + "/healthz", timeout=1).status_code == 200

@@ -46,7 +46,7 @@ from services.audit.checkpoint import KEY_FILE, Signer
 from shared.bus import PikaBus, default_topology
 from shared.bus.topology import EVENTS
 from tests import dicom_factory
-from tests.integration.conftest import System, running_system, wait_until
+from tests.integration.conftest import System, running_system, service_processes, wait_until
 from tests.integration.own_broker import OwnBroker, own_broker
 from tests.integration.own_postgres import OwnPostgres, own_postgres
 
@@ -84,18 +84,7 @@ def parts(tmp_path: Path) -> Iterator[tuple[OwnBroker, OwnPostgres, System]]:
 
 def service_pid(system: System, name: str) -> int | None:
     """The supervisor's child running `python -m services.<name>`."""
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            stat = (proc / "stat").read_text()
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == system.process.pid and f"services.{name}".encode() in cmdline:
-            return int(proc.name)
-    return None
+    return service_processes(system).get(name, [None])[0]
 
 
 def kill9(system: System, name: str) -> None:

@@ -32,7 +32,13 @@ from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage
 
 from tests import dicom_factory
-from tests.integration.conftest import System, running_system, token, wait_until
+from tests.integration.conftest import (
+    System,
+    running_system,
+    service_processes,
+    token,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -53,35 +59,16 @@ def system(amqp_url: str, tmp_path: Path) -> Iterator[System]:
 
 def rss_mb(system: System) -> dict[str, float]:
     """Each service's resident memory, its worker processes included, in MB."""
-    children: dict[int, list[int]] = {}
-    names: dict[int, str] = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            stat = (proc / "stat").read_text()
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(proc.name))
-        for part in cmdline:
-            if part.startswith(b"services."):
-                names[int(proc.name)] = part.decode().split(".")[1]
-    out: dict[str, float] = {}
-    for pid in children.get(system.process.pid, []):
-        if pid not in names:
-            continue
-        total = 0
-        for p in [pid, *children.get(pid, [])]:
-            try:
-                status = Path(f"/proc/{p}/status").read_text()
-            except OSError:
-                continue
-            total += int(next(line.split()[1] for line in status.splitlines()
-                              if line.startswith("VmRSS:")))  # fmt: skip
-        out[names[pid]] = total / 1024
-    return out
+    return {name: sum(_rss_kb(pid) for pid in pids) / 1024
+            for name, pids in service_processes(system).items()}  # fmt: skip
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0  # gone meanwhile
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
 
 
 def waiting(system: System, monitor: str) -> int:
