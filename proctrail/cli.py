@@ -18,6 +18,7 @@ from services.audit.verify import verify
 from shared.auth import TokenStore
 from shared.bus import default_topology
 from shared.bus.definitions import GRANTS, VHOST, definitions
+from shared.clinical.policy import Policy
 from shared.clinical.rebuild import rebuild
 from shared.clinical.store import open_store as open_clinical_store
 from shared.config import Settings
@@ -180,7 +181,7 @@ def _rebuild(args: argparse.Namespace) -> int:
         ledger = open_store(data_dir, database_url, readonly=True)
         try:
             records = (orjson.loads(leaf) for _, leaf, _ in ledger.scan(0))
-            done = rebuild(records, args.service, target, settings.policy(), utcnow())
+            done = rebuild(records, args.service, target, Policy.from_settings(settings), utcnow())
         finally:
             ledger.close()
     finally:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
-
-from shared.clinical.rules import Policy
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
@@ -102,15 +99,6 @@ class Settings:
                 service: _metrics_addr(e, service, default)
                 for service, default in METRICS_ADDRS.items()
             },
-        )
-
-    def policy(self) -> Policy:
-        """The clinical rules' local policy, from these settings."""
-        return Policy(
-            vitals_interval=timedelta(minutes=self.vitals_interval_min),
-            needle_window=timedelta(minutes=self.needle_window_min),
-            sae_warning=timedelta(hours=self.sae_warning_h),
-            custody_c=(self.custody_min_c, self.custody_max_c),
         )
 
     def service_dir(self, service: str) -> Path:

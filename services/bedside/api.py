@@ -27,6 +27,7 @@ from shared.bus import (
     routing_key,
 )
 from shared.bus.topology import EVENTS
+from shared.clinical.policy import Policy
 from shared.clinical.rules import Fact, Lot, due, fold
 from shared.clinical.sample_ids import scheme as sample_id_scheme
 from shared.clinical.store import ClinicalStore
@@ -279,7 +280,7 @@ class Bedside:
         procedure_id = request.path_params["procedure_id"]
         facts = self.facts.facts(procedure_id)
         lots = self.facts.lots({str(f.payload.get("lot_id")) for f in facts})
-        policy = self.settings.policy()
+        policy = Policy.from_settings(self.settings)
         state = fold(procedure_id, facts, lots, policy)
         now = utcnow()
         overdue = [a for a in due(state, now, policy) if a.code == "vitals_overdue"]

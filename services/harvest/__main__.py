@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from shared.bus.topology import Q_HARVEST
 from shared.clinical.clock import SystemClock
+from shared.clinical.policy import Policy
 from shared.clinical.recorder import Recorder, Ticker
 from shared.clinical.store import open_store
 from shared.phase import PhaseService
@@ -17,7 +18,7 @@ from shared.runtime import boot, make_bus, serve_metrics, wait_for_stop
 def main() -> None:
     settings = boot("harvest")
     store = open_store(settings.service_dir("harvest"), "harvest", settings.database_url)
-    policy = settings.policy()
+    policy = Policy.from_settings(settings)
     recorder = Recorder("harvest", store, SystemClock(), policy)
     bus = make_bus(settings, "harvest")
     service = PhaseService("harvest", ("harvest",), bus, settings.publish_timeout_s, recorder)

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shared.clinical.policy import Policy
 from shared.clinical.recorder import ALERT_NAMESPACE, NOT_FACTS
-from shared.clinical.rules import Fact, Lot, Policy, due, fold
+from shared.clinical.rules import Fact, Lot, due, fold
 from shared.clinical.store import StateStore
 
 

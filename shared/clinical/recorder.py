@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 import structlog
 
 from shared.clinical.clock import Clock
-from shared.clinical.rules import Alert, Fact, Lot, Policy, ProcedureState, due, fold
+from shared.clinical.policy import Policy
+from shared.clinical.rules import Alert, Fact, Lot, ProcedureState, due, fold
 from shared.clinical.store import StateStore
 from shared.events import Envelope, parse_event
 from shared.events.record import AuditRecord, accepted

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from shared.clinical.policy import Policy
+
 Severity = Literal["info", "warning", "critical"]
 
 STAGES = ("none", "scheduled", "opened", "timed_out", "closed", "recovery", "discharged")
@@ -66,16 +68,6 @@ class Lot:
     released_at: datetime
     event_id: str
     payload: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Policy:
-    """Local policy the clock-driven rules follow (configurable per clinic)."""
-
-    vitals_interval: timedelta = timedelta(minutes=5)
-    needle_window: timedelta = timedelta(minutes=10)  # confirming images this near a placement
-    sae_warning: timedelta = timedelta(days=2)  # sae_report_due this long before the deadline
-    custody_c: tuple[float, float] = (2.0, 25.0)  # a hand-off outside this range is alerted
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.clinical.clock import FakeClock
-from shared.clinical.rules import Fact, Policy, ProcedureState, due, fold
+from shared.clinical.policy import Policy
+from shared.clinical.rules import Fact, ProcedureState, due, fold
 
 T0 = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
 _ids = itertools.count(1)

@@ -14,8 +14,8 @@ import pytest
 from shared.bus import InMemoryBus
 from shared.bus.topology import EVENTS, Q_AUDIT, Q_HARVEST
 from shared.clinical.clock import FakeClock
+from shared.clinical.policy import Policy
 from shared.clinical.recorder import Recorder
-from shared.clinical.rules import Policy
 from shared.clinical.store import ClinicalStore
 from shared.events import parse_event
 from shared.events.record import decode_record
