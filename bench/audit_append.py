@@ -23,7 +23,7 @@ from bench._vhost import vhost
 from services.audit.checkpoint import Signer
 from services.audit.consumer import Appender
 from services.audit.ledger import Ledger
-from services.audit.store_sqlite import SqliteStore
+from services.audit.store import SqliteStore
 from shared import logging as plogging
 from shared.bus import PikaBus, default_topology
 from shared.bus.topology import AUDIT, Q_AUDIT

@@ -42,8 +42,7 @@ from services.audit.__main__ import BATCH
 from services.audit.checkpoint import Signer
 from services.audit.consumer import Appender
 from services.audit.ledger import Ledger
-from services.audit.store import Store
-from services.audit.store_sqlite import SqliteStore
+from services.audit.store import SqliteStore, Store
 from shared import logging as plogging
 from shared.bus import PikaBus, default_topology
 from shared.bus.topology import AUDIT, Q_AUDIT
@@ -146,7 +145,7 @@ def main() -> None:
             def open_reader() -> Store:
                 return SqliteStore(path, readonly=True)
         else:
-            from services.audit.store_postgres import PostgresStore
+            from services.audit.store import PostgresStore
             from tests.integration.pg import fresh_database
 
             db = stack.enter_context(fresh_database())

@@ -17,8 +17,7 @@ from bench._fill import fill
 from services.audit import export
 from services.audit.checkpoint import Signer
 from services.audit.ledger import Ledger
-from services.audit.store import Query
-from services.audit.store_sqlite import SqliteStore
+from services.audit.store import Query, SqliteStore
 
 
 def main() -> None:

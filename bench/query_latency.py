@@ -67,8 +67,7 @@ from services.audit.api import AuditApi, create_app
 from services.audit.checkpoint import Signer
 from services.audit.ledger import Ledger, encode_leaf
 from services.audit.merkle import leaf_hash
-from services.audit.store import Query, Store
-from services.audit.store_sqlite import SqliteStore
+from services.audit.store import Query, SqliteStore, Store
 from shared import logging as plogging
 from shared.auth import TokenStore
 from shared.bus import PikaBus, default_topology
@@ -506,7 +505,7 @@ def fill_sqlite(path: Path, synth: Synth) -> None:
 def fill_postgres(url: str, synth: Synth) -> None:
     import psycopg
 
-    from services.audit.store_postgres import PostgresStore
+    from services.audit.store import PostgresStore
 
     PostgresStore(url).close()  # the owner migrates: schema, indexes, triggers, app role
     copy_sql = (
@@ -684,7 +683,7 @@ def main() -> None:
             def opener() -> Store:
                 return SqliteStore(path, readonly=True)
         else:
-            from services.audit.store_postgres import PostgresStore
+            from services.audit.store import PostgresStore
             from tests.integration.pg import fresh_database
 
             db = stack.enter_context(fresh_database())

@@ -14,7 +14,7 @@ from pathlib import Path
 from bench._fill import fill
 from services.audit.checkpoint import Signer
 from services.audit.ledger import Ledger
-from services.audit.store_sqlite import SqliteStore
+from services.audit.store import SqliteStore
 from services.audit.verify import verify
 
 

@@ -20,7 +20,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from services.audit.store_sqlite import SqliteStore
+from services.audit.store import SqliteStore
 
 LEDGER = Path("audit") / "ledger.sqlite3"
 SKIP_DIRS = {"incoming", "metrics"}  # half-received objects; live metric files

@@ -25,8 +25,7 @@ import pytest
 from services.audit import merkle
 from services.audit.checkpoint import Signer
 from services.audit.ledger import Ledger
-from services.audit.store import Query, Store, open_store
-from services.audit.store_postgres import APP_PASSWORD_ENV, APP_ROLE_ENV
+from services.audit.store import APP_PASSWORD_ENV, APP_ROLE_ENV, Query, Store, open_store
 from services.audit.verify import verify
 from shared.events import parse_event, utcnow
 from shared.events.record import AuditRecord, accepted

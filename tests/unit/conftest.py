@@ -22,7 +22,7 @@ from services.audit.api import create_app as create_audit_app
 from services.audit.checkpoint import Signer, load_keyring
 from services.audit.consumer import Appender
 from services.audit.ledger import Ledger
-from services.audit.store_sqlite import SqliteStore
+from services.audit.store import SqliteStore
 from services.bedside.api import Bedside
 from services.bedside.api import create_app as create_bedside_app
 from services.bedside.store import BedsideStore

@@ -15,8 +15,7 @@ import pytest
 
 from services.audit.consumer import Appender
 from services.audit.ledger import Ledger
-from services.audit.store import Query
-from services.audit.store_sqlite import SqliteStore
+from services.audit.store import Query, SqliteStore
 from shared.bus import Delivery, InMemoryBus, Settle
 from shared.bus.topology import AUDIT, Q_AUDIT
 from shared.events import utcnow

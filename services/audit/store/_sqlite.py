@@ -9,8 +9,9 @@ from pathlib import Path
 
 import orjson
 
-from services.audit.store import (
+from services.audit.store._interface import (
     COLUMN_FILTERS,
+    TABLES,
     Entry,
     NewEntry,
     Query,
@@ -21,7 +22,6 @@ from shared import sqlite
 
 SCHEMA_VERSION = 2  # 2: entry_lots
 
-_TABLES = ("entries", "tree_nodes", "checkpoints", "procedure_patients", "entry_lots")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -72,7 +72,7 @@ CREATE TRIGGER IF NOT EXISTS {t}_no_update BEFORE UPDATE ON {t}
 CREATE TRIGGER IF NOT EXISTS {t}_no_delete BEFORE DELETE ON {t}
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: DELETE on {t} refused'); END;
 """
-    for t in _TABLES
+    for t in TABLES
 )
 
 

@@ -1,18 +1,15 @@
-"""What the ledger needs from a database; SQLite (default) and PostgreSQL implement it.
-
-Every table is append-only, enforced by the database itself. One writer appends (the audit
-consumer); readers (HTTP API, `proctrail verify`) open their own read-only handles.
-"""
+"""What the ledger needs from a database: the rows it reads and writes, and the `Store`."""
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Iterator, Sequence
 from dataclasses import astuple, dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+
+TABLES = ("entries", "tree_nodes", "checkpoints", "procedure_patients", "entry_lots")
 
 COLUMN_FILTERS = ("procedure_id", "patient_id", "type", "actor_id")  # columns of `entries`
 FILTERS = (*COLUMN_FILTERS, "lot_id")  # lot_id: through the `entry_lots` index table
@@ -131,13 +128,3 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def open_store(data_dir: Path, database_url: str | None, *, readonly: bool = False) -> Store:
-    if database_url:
-        from services.audit.store_postgres import PostgresStore
-
-        return PostgresStore(database_url, readonly=readonly)
-    from services.audit.store_sqlite import SqliteStore
-
-    return SqliteStore(data_dir / "audit" / "ledger.sqlite3", readonly=readonly)

@@ -31,8 +31,9 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from services.audit.store import (
+from services.audit.store._interface import (
     COLUMN_FILTERS,
+    TABLES,
     Entry,
     NewEntry,
     Query,
@@ -46,8 +47,7 @@ APP_ROLE_ENV = "PROCTRAIL_DATABASE_APP_ROLE"
 APP_PASSWORD_ENV = "PROCTRAIL_DATABASE_APP_PASSWORD"  # noqa: S105 (a variable's name)
 APP_PASSWORD_FILE_ENV = "PROCTRAIL_DATABASE_APP_PASSWORD_FILE"  # noqa: S105 (or from a file)
 
-_TABLES = ("entries", "tree_nodes", "checkpoints", "procedure_patients", "entry_lots")
-_GUARDED = (*_TABLES, "meta")
+_GUARDED = (*TABLES, "meta")
 
 # pg_advisory_xact_lock keys: the first 8 bytes of SHA-256("proctrail/audit/append") and of
 # SHA-256("proctrail/audit/migrate"), as signed 64-bit integers. Advisory locks are per
@@ -62,7 +62,7 @@ CREATE TABLE IF NOT EXISTS audit.meta (
 )
 """
 
-# Version 1. Columns and indexes as in store_sqlite.py. The text columns that queries compare
+# Version 1. Columns and indexes as in _sqlite.py. The text columns that queries compare
 # use the "C" collation, so ranges and ordering are bytewise, as in SQLite.
 _V1 = (
     """
