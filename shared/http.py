@@ -39,6 +39,12 @@ class Problem(Exception):
         self.headers = headers or {}
 
 
+def invalid(errors: list[FieldError]) -> Problem:
+    """422 naming each invalid field."""
+    fields = ", ".join(e.field for e in errors)
+    return Problem(422, "Unprocessable Content", f"invalid: {fields}", errors=errors)
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(data), status, headers, media_type="application/json")
 

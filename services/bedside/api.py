@@ -18,6 +18,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.bedside import openapi
+from services.bedside.reconciliation import (
+    RECONCILED,
+    check_reconciliation,
+    reconciliation_list,
+    remember_reconciliation,
+)
+from services.bedside.signatures import bind_signature
+from services.bedside.state import procedure_state, remember_fact
 from services.bedside.store import BedsideStore, Procedure
 from shared.auth import Principal, TokenStore
 from shared.bus import (
@@ -27,8 +35,6 @@ from shared.bus import (
     routing_key,
 )
 from shared.bus.topology import EVENTS
-from shared.clinical.policy import Policy
-from shared.clinical.rules import Fact, Lot, due, fold
 from shared.clinical.sample_ids import scheme as sample_id_scheme
 from shared.clinical.store import ClinicalStore
 from shared.config import Settings
@@ -46,7 +52,6 @@ from shared.events import (
     content_sha256,
     parse_event,
     rfc3339,
-    signed_content_sha256,
     utcnow,
 )
 from shared.events.catalogue import ProcedureScheduled
@@ -55,6 +60,7 @@ from shared.http import (
     EXCEPTION_HANDLERS,
     Problem,
     authenticate,
+    invalid,
     json_response,
     read_json,
     web_app_routes,
@@ -66,7 +72,6 @@ log = structlog.get_logger("bedside")
 SCHEDULERS: tuple[Role, ...] = ("nurse", "physician", "admin")
 POSTERS: tuple[Role, ...] = ("nurse", "physician", "lab", "admin")
 FUTURE_TOLERANCE = timedelta(minutes=5)
-SIGNING_PASSWORD_HEADER = "Proctrail-Signing-Password"  # noqa: S105 - a header name
 RETRY_AFTER_S = "5"
 
 
@@ -198,15 +203,15 @@ class Bedside:
                 "this event_id was already used for a different event",
                 errors=[FieldError("event_id", "already used for a different event")],
             )
-        if seen is None and envelope.type == "imaging.capture_reconciled":
-            self._check_reconciliation(envelope)
+        if seen is None and envelope.type == RECONCILED:
+            check_reconciliation(envelope, self.store)
         recorded_at = seen.recorded_at if seen else utcnow()
         if envelope.occurred_at - recorded_at > FUTURE_TOLERANCE:
             raise invalid([FieldError("occurred_at", "is in the future")])
         if seen is None:
             self.store.accept(str(envelope.event_id), digest, recorded_at)
         if envelope.type == "record.signed":
-            envelope = self._bind_signature(envelope, principal, request)
+            envelope = bind_signature(envelope, principal, request, self.tokens, self.store)
         late = recorded_at - envelope.occurred_at > timedelta(seconds=self.settings.late_after_s)
         if seen is None or not seen.confirmed:
             stamped = envelope.model_copy(
@@ -229,99 +234,24 @@ class Bedside:
                 "late": late}  # fmt: skip
         return json_response(body, 202)
 
-    def _check_reconciliation(self, envelope: Envelope) -> None:
-        """A capture is reconciled to the procedure the event is posted under, once."""
-        payload = envelope.payload
-        sop = str(payload["sop_instance_uid"])
-        if str(payload["procedure_id"]) != str(envelope.procedure_id):
-            problem = "is not the procedure this event is posted under"
-            raise invalid([FieldError("payload.procedure_id", problem)])
-        if self.store.unmatched(sop) is None:
-            problem = "names no capture on the reconciliation list"
-            raise invalid([FieldError("payload.sop_instance_uid", problem)])
-        settled = self.store.reconciled_to(sop)
-        if settled is not None:
-            raise Problem(
-                409,
-                "Conflict",
-                f"this capture was already reconciled to procedure {settled};"
-                " a mistake is put right with record.corrected",
-                errors=[FieldError("payload.sop_instance_uid", "already reconciled")],
-            )
-
     async def unmatched_captures(self, request: Request) -> Response:
-        """The reconciliation list: captures no open procedure claimed, newest first;
-        `settled=true` lists those already reconciled, with to what, by whom and when."""
+        """The reconciliation list (`settled=true`: those already reconciled)."""
         authenticate(request, self.tokens, POSTERS)
         settled = request.query_params.get("settled", "false")
-        if settled not in ("true", "false"):
-            raise invalid([FieldError("settled", "is true or false")])
-        captures = self.store.reconciliation_list(settled=settled == "true")
-        return json_response({"captures": captures})
+        return json_response(reconciliation_list(settled, self.store))
 
     def _remember(self, envelope: Envelope, principal: Principal, at: datetime) -> None:
-        if envelope.type == "imaging.capture_reconciled":
-            self.store.reconcile(str(envelope.payload["sop_instance_uid"]),
-                                 str(envelope.procedure_id), str(envelope.event_id),
-                                 principal.user, at)  # fmt: skip
-        if envelope.type == "product.lot_released":
-            self.facts.add_lot(Lot(str(envelope.payload["lot_id"]), envelope.occurred_at,
-                                   str(envelope.event_id), envelope.payload))  # fmt: skip
-        elif envelope.procedure_id is not None:
-            self.facts.add(str(envelope.procedure_id), Fact(
-                str(envelope.event_id), envelope.type, envelope.occurred_at, envelope.actor.id,
-                envelope.payload, 0,
-            ))  # fmt: skip
+        if envelope.type == RECONCILED:
+            remember_reconciliation(envelope, principal, at, self.store)
+        remember_fact(envelope, self.facts)
 
     async def procedure_state(self, request: Request) -> Response:
         """What the tablet shows beside its buttons: running totals, whether vitals are
         overdue, and the alerts the harvest and implant services raised for the procedure."""
         authenticate(request, self.tokens, POSTERS)
         procedure_id = request.path_params["procedure_id"]
-        facts = self.facts.facts(procedure_id)
-        lots = self.facts.lots({str(f.payload.get("lot_id")) for f in facts})
-        policy = Policy.from_settings(self.settings)
-        state = fold(procedure_id, facts, lots, policy)
-        now = utcnow()
-        overdue = [a for a in due(state, now, policy) if a.code == "vitals_overdue"]
-        return json_response({
-            "procedure_id": procedure_id, "stage": state.stage, "weight_kg": state.weight_kg,
-            "sedated": state.sedated,
-            "last_vitals_at": rfc3339(state.last_vitals_at) if state.last_vitals_at else None,
-            "vitals_overdue": overdue[0].message if overdue else None,
-            "drugs": [{"drug": d.drug, "unit": d.unit, "total": d.total, "doses": d.doses,
-                       "per_kg": state.per_kg(d.drug, d.unit)} for d in state.drugs.values()],
-            "alerts": self.store.alerts(procedure_id),
-        })  # fmt: skip
-
-    def _bind_signature(
-        self, envelope: Envelope, principal: Principal, request: Request
-    ) -> Envelope:
-        """Re-authenticate the signer, then bind the signature to exactly what was signed."""
-        payload = envelope.payload
-        if payload["signer_id"] != principal.user:
-            raise Problem(403, "Forbidden", "a signature is made by the signer, signed in")
-        password = request.headers.get(SIGNING_PASSWORD_HEADER, "")
-        if not password or not self.tokens.check_signing_password(principal.user, password):
-            raise Problem(
-                401,
-                "Re-authentication Required",
-                f"signing needs the signer's signing password in {SIGNING_PASSWORD_HEADER}",
-            )
-        digests = {}
-        for event_id in payload["event_ids"]:
-            seen = self.store.accepted(event_id)
-            if seen is None or not seen.confirmed:
-                raise invalid(
-                    [FieldError("payload.event_ids", f"event {event_id} was not recorded here")]
-                )
-            digests[event_id] = seen.digest
-        bound = signed_content_sha256(digests)
-        if payload.get("signed_sha256") not in (None, bound):
-            raise invalid(
-                [FieldError("payload.signed_sha256", "does not match the events as recorded")]
-            )
-        return envelope.model_copy(update={"payload": {**payload, "signed_sha256": bound}})
+        alerts = self.store.alerts(procedure_id)
+        return json_response(procedure_state(procedure_id, self.facts, self.settings, alerts))
 
     def _phase_of(self, envelope: Envelope) -> str:
         if envelope.procedure_id is None:
@@ -396,11 +326,6 @@ _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 # Events whose payload names a harvest sample, checked against the sample id scheme.
 SAMPLE_ID_TYPES = frozenset({"harvest.sample_labelled", "product.lot_released"})
-
-
-def invalid(errors: list[FieldError]) -> Problem:
-    fields = ", ".join(e.field for e in errors)
-    return Problem(422, "Unprocessable Content", f"invalid: {fields}", errors=errors)
 
 
 def create_app(bedside: Bedside) -> Starlette:
