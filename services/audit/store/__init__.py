@@ -28,11 +28,11 @@ from services.audit.store._interface import (
 from services.audit.store._sqlite import SqliteStore
 
 if TYPE_CHECKING:
-    from services.audit.store._postgres import (
+    from services.audit.store._postgres import PostgresStore
+    from services.audit.store._postgres_schema import (
         APP_PASSWORD_ENV,
         APP_PASSWORD_FILE_ENV,
         APP_ROLE_ENV,
-        PostgresStore,
     )
 
 __all__ = [
@@ -54,12 +54,18 @@ __all__ = [
     "open_store",
 ]
 
-_POSTGRES = ("APP_PASSWORD_ENV", "APP_PASSWORD_FILE_ENV", "APP_ROLE_ENV", "PostgresStore")
+# name -> the module that holds it, imported on first use (it imports psycopg)
+_POSTGRES = {
+    "PostgresStore": "services.audit.store._postgres",
+    "APP_PASSWORD_ENV": "services.audit.store._postgres_schema",
+    "APP_PASSWORD_FILE_ENV": "services.audit.store._postgres_schema",
+    "APP_ROLE_ENV": "services.audit.store._postgres_schema",
+}
 
 
 def __getattr__(name: str) -> object:
     if name in _POSTGRES:
-        return getattr(importlib.import_module("services.audit.store._postgres"), name)
+        return getattr(importlib.import_module(_POSTGRES[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
