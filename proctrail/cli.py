@@ -15,6 +15,8 @@ from services.audit.checkpoint import KEY_FILE, Keyring, Signer, load_keyring, r
 from services.audit.objects import check_objects
 from services.audit.store import open_store
 from services.audit.verify import verify
+from services.harvest.rules import RULES as HARVEST_RULES
+from services.implant.rules import RULES as IMPLANT_RULES
 from shared.auth import TokenStore
 from shared.bus import default_topology
 from shared.bus.definitions import GRANTS, VHOST, definitions
@@ -181,7 +183,9 @@ def _rebuild(args: argparse.Namespace) -> int:
         ledger = open_store(data_dir, database_url, readonly=True)
         try:
             records = (orjson.loads(leaf) for _, leaf, _ in ledger.scan(0))
-            done = rebuild(records, args.service, target, Policy.from_settings(settings), utcnow())
+            rules = HARVEST_RULES if args.service == "harvest" else IMPLANT_RULES
+            policy = Policy.from_settings(settings)
+            done = rebuild(records, args.service, target, policy, utcnow(), rules)
         finally:
             ledger.close()
     finally:

@@ -1,4 +1,5 @@
-"""What harvest and implant share: consume the phase's events, stamp them, forward to audit.
+"""What harvest and implant share: consume the phase's events, stamp them, record them under
+the room's rules, forward them to audit; and `run`, the process both mains are.
 
 A message that is not a valid event is not dropped: it goes to the audit as a rejection with
 its reason; one that does not even carry an event_id goes to the dead-letter queue.
@@ -17,9 +18,14 @@ import structlog
 
 from shared.bus import Bus, BusError, Delivery, Settle, StoreUnavailable
 from shared.bus.topology import AUDIT, EVENTS
-from shared.clinical.recorder import Raised, Recorder
+from shared.clinical.chain import Rules
+from shared.clinical.clock import SystemClock
+from shared.clinical.policy import Policy
+from shared.clinical.recorder import Raised, Recorder, Ticker
+from shared.clinical.store import open_store
 from shared.events import Envelope, InvalidEvent, decode_event, utcnow
 from shared.events.record import AuditRecord, accepted, rejected
+from shared.runtime import boot, make_bus, serve_metrics, wait_for_stop
 from shared.storage import UNAVAILABLE
 
 log = structlog.get_logger("shared.phase")
@@ -185,3 +191,24 @@ class PhaseService:
             reason=reason,
         )
         return record, None
+
+
+def run(service: str, phases: Sequence[str], queue: str, rules: Rules[Any]) -> None:
+    """A phase service's process: its state store, the rules' recorder and clock, its queue,
+    its metrics; until SIGTERM or SIGINT, then everything stops in reverse order."""
+    settings = boot(service)
+    store = open_store(settings.service_dir(service), service, settings.database_url)
+    recorder = Recorder(service, store, SystemClock(), Policy.from_settings(settings), rules)
+    bus = make_bus(settings, service)
+    phase_service = PhaseService(service, phases, bus, settings.publish_timeout_s, recorder)
+    bus.subscribe(queue, phase_service.handle)
+    bus.start()
+    ticker = Ticker(phase_service.tick, settings.clock_tick_s)
+    ticker.start()
+    metrics = serve_metrics(settings, service)
+    wait_for_stop()
+    if metrics is not None:
+        metrics.stop()
+    ticker.stop()
+    bus.close()
+    store.close()

@@ -27,6 +27,7 @@ from services.bedside.reconciliation import (
 from services.bedside.signatures import bind_signature
 from services.bedside.state import procedure_state, remember_fact
 from services.bedside.store import BedsideStore, Procedure
+from services.harvest.sample_ids import scheme as sample_id_scheme
 from shared.auth import Principal, TokenStore
 from shared.bus import (
     BrokerUnavailable,
@@ -35,7 +36,6 @@ from shared.bus import (
     routing_key,
 )
 from shared.bus.topology import EVENTS
-from shared.clinical.sample_ids import scheme as sample_id_scheme
 from shared.clinical.store import ClinicalStore
 from shared.config import Settings
 from shared.events import (

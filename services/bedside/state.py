@@ -5,19 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.clinical.common import COMMON
+from shared.clinical.facts import Fact
 from shared.clinical.policy import Policy
-from shared.clinical.rules import Fact, Lot, due, fold
 from shared.clinical.store import ClinicalStore
 from shared.config import Settings
 from shared.events import Envelope, rfc3339, utcnow
 
 
 def remember_fact(envelope: Envelope, clinical: ClinicalStore) -> None:
-    """Keep what the running totals and banners are folded from: lots, and procedure events."""
-    if envelope.type == "product.lot_released":
-        clinical.add_lot(Lot(str(envelope.payload["lot_id"]), envelope.occurred_at,
-                             str(envelope.event_id), envelope.payload))  # fmt: skip
-    elif envelope.procedure_id is not None:
+    """Keep what the running totals and banners are folded from: the procedures' events."""
+    if envelope.procedure_id is not None:
         clinical.add(str(envelope.procedure_id), Fact(
             str(envelope.event_id), envelope.type, envelope.occurred_at, envelope.actor.id,
             envelope.payload, 0,
@@ -30,13 +28,13 @@ def procedure_state(
     settings: Settings,
     alerts: list[dict[str, str]],
 ) -> dict[str, Any]:
-    """The procedure folded from its facts, as the tablet's state body."""
-    facts = clinical.facts(procedure_id)
-    lots = clinical.lots({str(f.payload.get("lot_id")) for f in facts})
+    """The procedure folded from its facts by the rules every phase shares (stages, sedation,
+    recovery), as the tablet's state body. The rooms' own rules run in harvest and implant,
+    whose alerts reach the tablet through q.bedside."""
     policy = Policy.from_settings(settings)
-    state = fold(procedure_id, facts, lots, policy)
+    state = COMMON.fold(procedure_id, clinical.facts(procedure_id), policy=policy)
     now = utcnow()
-    overdue = [a for a in due(state, now, policy) if a.code == "vitals_overdue"]
+    overdue = [a for a in COMMON.due(state, now, policy) if a.code == "vitals_overdue"]
     return {
         "procedure_id": procedure_id, "stage": state.stage, "weight_kg": state.weight_kg,
         "sedated": state.sedated,

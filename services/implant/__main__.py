@@ -1,39 +1,14 @@
-"""`python -m services.implant`: implant-phase and lab events.
+"""`python -m services.implant`: implant-phase and lab events, under the implant room's rules.
 
-The clinical rules keep each procedure's state and raise alerts; every event, and every
-alert, is stamped and forwarded to audit.
+Each procedure's facts are kept and folded (rules.py), against the lots the lab released;
+every event, and every alert the rules raise, is stamped and forwarded to audit.
 """
 
 from __future__ import annotations
 
+from services.implant.rules import RULES
 from shared.bus.topology import Q_IMPLANT
-from shared.clinical.clock import SystemClock
-from shared.clinical.policy import Policy
-from shared.clinical.recorder import Recorder, Ticker
-from shared.clinical.store import open_store
-from shared.phase import PhaseService
-from shared.runtime import boot, make_bus, serve_metrics, wait_for_stop
-
-
-def main() -> None:
-    settings = boot("implant")
-    store = open_store(settings.service_dir("implant"), "implant", settings.database_url)
-    policy = Policy.from_settings(settings)
-    recorder = Recorder("implant", store, SystemClock(), policy)
-    bus = make_bus(settings, "implant")
-    service = PhaseService("implant", ("implant", "lab"), bus, settings.publish_timeout_s, recorder)
-    bus.subscribe(Q_IMPLANT, service.handle)
-    bus.start()
-    ticker = Ticker(service.tick, settings.clock_tick_s)
-    ticker.start()
-    metrics = serve_metrics(settings, "implant")
-    wait_for_stop()
-    if metrics is not None:
-        metrics.stop()
-    ticker.stop()
-    bus.close()
-    store.close()
-
+from shared.phase import run
 
 if __name__ == "__main__":
-    main()
+    run("implant", ("implant", "lab"), Q_IMPLANT, RULES)

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shared.clinical.chain import Rules
+from shared.clinical.facts import Fact, Lot
 from shared.clinical.policy import Policy
 from shared.clinical.recorder import ALERT_NAMESPACE, NOT_FACTS
-from shared.clinical.rules import Fact, Lot, due, fold
 from shared.clinical.store import StateStore
 
 
@@ -34,8 +35,10 @@ def rebuild(
     store: StateStore,
     policy: Policy,
     now: datetime,
+    rules: Rules[Any],
 ) -> Rebuilt:
-    """Replay ledger records (decoded leaves) into an empty `store`."""
+    """Replay ledger records (decoded leaves) into an empty `store`; `rules` are the
+    service's own, so the alerts it raised are found again."""
     procedures: set[str] = set()
     raised_ids: set[str] = set()
     links: list[tuple[str, str]] = []  # (related procedure, alert key) of linked adverse events
@@ -71,16 +74,16 @@ def rebuild(
     marked = 0
     all_lots = store.lots()  # once: a rebuild folds every procedure
     for procedure_id in sorted(procedures):
-        state = fold(procedure_id, store.facts(procedure_id), all_lots, policy)
+        state = rules.fold(procedure_id, store.facts(procedure_id), all_lots, policy)
         keys = [
             (alert.key, alert_id)
-            for alert in [*state.alerts, *due(state, now, policy)]
+            for alert in [*state.alerts, *rules.due(state, now, policy)]
             if (alert_id := str(uuid.uuid5(ALERT_NAMESPACE, f"{procedure_id}:{alert.key}")))
             in raised_ids
         ]
         store.mark_raised(procedure_id, keys, now.isoformat())
         marked += len(keys)
-        store.watch(procedure_id, state.needs_clock(policy))
+        store.watch(procedure_id, rules.needs_clock(state, policy))
     for related, key in links:
         if (alert_id := str(uuid.uuid5(ALERT_NAMESPACE, f"{related}:{key}"))) in raised_ids:
             store.mark_raised(related, [(key, alert_id)], now.isoformat())

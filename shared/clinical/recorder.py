@@ -14,12 +14,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 
+from shared.clinical.chain import Rules
 from shared.clinical.clock import Clock
+from shared.clinical.common import COMMON
+from shared.clinical.facts import Alert, Fact, Lot
 from shared.clinical.policy import Policy
-from shared.clinical.rules import Alert, Fact, Lot, ProcedureState, due, fold
+from shared.clinical.state import ProcedureState
 from shared.clinical.store import StateStore
 from shared.events import Envelope, parse_event
 from shared.events.record import AuditRecord, accepted
@@ -43,13 +47,22 @@ class Raised:
 
 
 class Recorder:
+    """Keeps a phase service's facts and raises what its `rules` find (by default only the
+    rules every phase shares; services/harvest and services/implant pass their own)."""
+
     def __init__(
-        self, service: str, store: StateStore, clock: Clock, policy: Policy | None = None
+        self,
+        service: str,
+        store: StateStore,
+        clock: Clock,
+        policy: Policy | None = None,
+        rules: Rules[Any] = COMMON,
     ) -> None:
         self.service = service
         self.store = store
         self.clock = clock
         self.policy = policy or Policy()
+        self.rules = rules
         # Alerts published but not yet confirmed: a later event of the same batch (or the
         # clock) must not publish them a second time meanwhile.
         self._pending: set[tuple[str, str]] = set()
@@ -76,7 +89,7 @@ class Recorder:
         )
         self.store.add(procedure_id, fact)
         state = self.state(procedure_id)
-        self.store.watch(procedure_id, state.needs_clock(self.policy))
+        self.store.watch(procedure_id, self.rules.needs_clock(state, self.policy))
         raised = self._new(procedure_id, state.alerts)
         linked = self._link_adverse_event(envelope)
         if raised and linked:
@@ -106,7 +119,7 @@ class Recorder:
         now = self.clock.now()
         for procedure_id in self.store.watched():
             state = self.state(procedure_id)
-            raised = self._new(procedure_id, due(state, now, self.policy))
+            raised = self._new(procedure_id, self.rules.due(state, now, self.policy))
             if raised is not None:
                 out.append(raised)
             elif not state.sedated and self._all_raised(state, now):
@@ -115,14 +128,17 @@ class Recorder:
 
     def _all_raised(self, state: ProcedureState, now: datetime) -> bool:
         """Whether every alert time could still bring here has been raised already."""
-        eventually = {a.key for a in due(state, now + _EVENTUALLY, self.policy)}
+        eventually = {a.key for a in self.rules.due(state, now + _EVENTUALLY, self.policy)}
         return eventually <= self.store.raised(state.procedure_id)
 
     def state(self, procedure_id: str) -> ProcedureState:
         """The procedure's state, folded from what the store holds."""
         facts = self.store.facts(procedure_id)
         used = {str(f.payload.get("lot_id")) for f in facts if "lot_id" in f.payload}
-        return fold(procedure_id, facts, self.store.lots(used), self.policy)
+        state: ProcedureState = self.rules.fold(
+            procedure_id, facts, self.store.lots(used), self.policy
+        )
+        return state
 
     def confirmed(self, raised: Raised) -> None:
         at = self.clock.now().isoformat()

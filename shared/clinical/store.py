@@ -1,6 +1,6 @@
 """What a phase service keeps of its procedures: the accepted facts, and the alerts raised.
 
-The state itself is not stored: it is folded from the facts (rules.py) whenever needed, so a
+The state itself is not stored: it is folded from the facts (chain.py) whenever needed, so a
 restart, a redelivery or a rebuild can never count anything twice — a fact is kept once per
 event_id, and an alert once per key.
 """
@@ -17,7 +17,7 @@ from typing import Protocol
 import orjson
 
 from shared import sqlite
-from shared.clinical.rules import Fact, Lot
+from shared.clinical.facts import Fact, Lot
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS facts (

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from shared.clinical.rules import Fact, Lot
+from shared.clinical.facts import Fact, Lot
 
 _TABLES = """
 CREATE SCHEMA IF NOT EXISTS {s};

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.clinical.rules import Fact, Lot, fold
+from services.implant.rules import fold
+from shared.clinical.facts import Fact, Lot
 from shared.clinical.store import StateStore, open_store
 from tests.integration.pg import fresh_database
 

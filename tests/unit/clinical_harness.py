@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from services.implant.rules import RULES
 from shared.bus import InMemoryBus
 from shared.bus.topology import EVENTS, Q_AUDIT, Q_IMPLANT
 from shared.clinical.clock import FakeClock
@@ -35,8 +36,9 @@ class Implant:
 
 
 def start_implant(bus: InMemoryBus, path: Path, clock: FakeClock) -> Implant:
-    """The implant service with its rules, consuming q.implant as services/implant does."""
-    recorder = Recorder("implant", ClinicalStore(path), clock)
+    """The implant service with the implant room's rules, consuming q.implant as services/implant
+    does."""
+    recorder = Recorder("implant", ClinicalStore(path), clock, rules=RULES)
     service = PhaseService("implant", ("implant", "lab"), bus, 5.0, recorder)
     bus.subscribe(Q_IMPLANT, service.handle)
     return Implant(service, recorder)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from services.harvest.rules import RULES, fold
 from shared.bus import InMemoryBus
 from shared.bus.topology import EVENTS, Q_AUDIT, Q_HARVEST
 from shared.clinical.clock import FakeClock
@@ -32,7 +33,7 @@ class Harvest:
     def __init__(self, bus: InMemoryBus, path: Path, clock: FakeClock) -> None:
         self.bus, self.path, self.clock = bus, path, clock
         self.store = ClinicalStore(path)
-        recorder = Recorder("harvest", self.store, clock, Policy(timedelta(minutes=5)))
+        recorder = Recorder("harvest", self.store, clock, Policy(timedelta(minutes=5)), RULES)
         self.service = PhaseService("harvest", ("harvest",), bus, 5.0, recorder)
 
     def restart(self) -> None:
@@ -114,8 +115,6 @@ def test_a_restart_rebuilds_the_state_and_raises_nothing_again(
     harvest.restart()
     post(bus, first)  # redelivered after the restart
     post(bus, new_event("sedation.drug_administered", dose, occurred_at=at(2)))
-    from shared.clinical.rules import fold
-
     state = fold(PROCEDURE_ID, harvest.store.facts(PROCEDURE_ID))
     assert state.drugs["midazolam|mg"].total == 4.0  # two doses, not three
     assert [a["payload"]["code"] for a in alerts(bus)] == ["intervention_before_time_out"]

@@ -1,4 +1,10 @@
-"""A procedure's clinical state, folded from its events; and the alerts its rules raise.
+"""The reference: the clinical fold as it was before the rules moved into their rooms (issue 12).
+
+Kept only for tests/unit/test_fold_reference.py, which checks that the rooms' chains fold every
+story to the same state. It is the old shared/clinical/rules.py, unchanged but for this
+paragraph and the Policy import.
+
+A procedure's clinical state, folded from its events; and the alerts its rules raise.
 
 The state is never updated in place: it is recomputed from the procedure's accepted events,
 so a correction, a late entry or a redelivery gives the same state as if everything had
