@@ -1,4 +1,9 @@
-"""When a service's database is unreachable for now, whichever backend it is on."""
+"""When a service's database is unreachable for now, whichever backend it is on.
+
+A service subscribes its consumer with `bus.subscribe(queue, handler, transient=UNAVAILABLE)`:
+the handler lets these errors propagate, and the bus holds the batch and hands it over again
+with back-off, without using up the messages' delivery limit.
+"""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from services.audit.store import Store, open_store
 from shared.auth import TokenStore
 from shared.bus.topology import Q_AUDIT
 from shared.runtime import boot, make_bus, serve_http, serve_metrics
+from shared.storage import UNAVAILABLE
 
 log = structlog.get_logger("audit")
 
@@ -46,7 +47,8 @@ def main() -> None:
     writer = open_store(settings.data_dir, settings.database_url)
     ledger = Ledger(writer, signer)
     bus = make_bus(settings, "audit")
-    bus.subscribe(Q_AUDIT, Appender(ledger).handle, prefetch=BATCH, max_batch=BATCH)
+    appender = Appender(ledger)
+    bus.subscribe(Q_AUDIT, appender.handle, prefetch=BATCH, max_batch=BATCH, transient=UNAVAILABLE)
     bus.start()
     reader = open_store(settings.data_dir, settings.database_url, readonly=True)
     watch_ledger(reader)

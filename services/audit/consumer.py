@@ -7,10 +7,9 @@ from collections.abc import Sequence
 import structlog
 
 from services.audit.ledger import Ledger
-from shared.bus import Delivery, Settle, StoreUnavailable
+from shared.bus import Delivery, Settle
 from shared.events import InvalidEvent
 from shared.events.record import AuditRecord, decode_record
-from shared.storage import UNAVAILABLE
 
 log = structlog.get_logger("audit")
 
@@ -31,10 +30,9 @@ class Appender:
                     message_id=delivery.message_id,
                     error=str(exc),
                 )
-        try:
-            seqs = self.ledger.append([record for _, record in good])
-        except UNAVAILABLE as exc:  # the bus holds the batch and tries again
-            raise StoreUnavailable(f"the ledger: {exc}") from exc
+        # The database down: an OperationalError, which audit subscribes as transient, so the
+        # bus holds the batch and hands it over again.
+        seqs = self.ledger.append([record for _, record in good])
         appended = [seq for seq in seqs if seq is not None]
         for (i, record), seq in zip(good, seqs, strict=True):
             settles[i] = Settle.ACK

@@ -10,6 +10,7 @@ from services.bedside.store import BedsideStore
 from shared.auth import TokenStore
 from shared.bus.topology import Q_BEDSIDE
 from shared.runtime import boot, make_bus, serve_http, serve_metrics
+from shared.storage import UNAVAILABLE
 
 log = structlog.get_logger("bedside")
 
@@ -18,7 +19,7 @@ def main() -> None:
     settings = boot("bedside")
     bus = make_bus(settings, "bedside")
     path = settings.service_dir("bedside") / "bedside.sqlite3"
-    bus.subscribe(Q_BEDSIDE, TabletFeed(BedsideStore(path)).handle)
+    bus.subscribe(Q_BEDSIDE, TabletFeed(BedsideStore(path)).handle, transient=UNAVAILABLE)
     bus.start()
     store = BedsideStore(path)
     bedside = Bedside(settings, bus, TokenStore(settings.data_dir), store)

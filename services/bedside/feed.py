@@ -9,26 +9,20 @@ import orjson
 import structlog
 
 from services.bedside.store import BedsideStore
-from shared.bus import Delivery, Settle, StoreUnavailable
-from shared.storage import UNAVAILABLE
+from shared.bus import Delivery, Settle
 
 log = structlog.get_logger("bedside")
 
 
 class TabletFeed:
     """Consumes q.bedside: the alerts harvest and implant raise, and the captures imaging could
-    not match (as the ledger records them), kept for the tablets."""
+    not match (as the ledger records them), kept for the tablets. Its store's outage errors
+    reach the bus, which holds the batch (bedside subscribes with `transient=UNAVAILABLE`)."""
 
     def __init__(self, store: BedsideStore) -> None:
         self.store = store  # its own connection: this runs on the bus's worker thread
 
     def handle(self, batch: Sequence[Delivery]) -> list[Settle]:
-        try:
-            return self._handle(batch)
-        except UNAVAILABLE as exc:  # the bus holds the batch and tries again
-            raise StoreUnavailable(f"bedside's store: {exc}") from exc
-
-    def _handle(self, batch: Sequence[Delivery]) -> list[Settle]:
         settles = []
         for delivery in batch:
             try:

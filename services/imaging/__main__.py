@@ -59,11 +59,12 @@ def run_worker(
     from services.imaging.relay import Relay
     from shared.bus.topology import Q_IMAGING
     from shared.runtime import make_bus
+    from shared.storage import UNAVAILABLE
 
     store = ImagingStore(settings.service_dir("imaging"), worker, imaging.workers)
     bus = make_bus(settings, "imaging")
     relay = Relay(bus, store, settings.publish_timeout_s)
-    bus.subscribe(Q_IMAGING, ProcedureIndex(store, relay.wake).handle)
+    bus.subscribe(Q_IMAGING, ProcedureIndex(store, relay.wake).handle, transient=UNAVAILABLE)
     bus.start()
     relay.start()
     listener = Listener(settings, imaging, store, relay)

@@ -12,28 +12,24 @@ import structlog
 
 from services.imaging.announce import EVENT_NAMESPACE, derived_id
 from services.imaging.store import ImagingStore, OutboxMessage
-from shared.bus import Delivery, Settle, StoreUnavailable, routing_key
+from shared.bus import Delivery, Settle, routing_key
 from shared.bus.topology import EVENTS
 from shared.events import Envelope, InvalidEvent, decode_event, parse_event, utcnow
-from shared.storage import UNAVAILABLE
 
 log = structlog.get_logger("imaging")
 
 
 class ProcedureIndex:
-    """`*.procedure.*` open and close what may match; a reconciliation settles a capture."""
+    """`*.procedure.*` open and close what may match; a reconciliation settles a capture.
+
+    Its store's outage errors reach the bus, which holds the batch (imaging subscribes with
+    `transient=UNAVAILABLE`)."""
 
     def __init__(self, store: ImagingStore, wake: Callable[[], None] = lambda: None) -> None:
         self.store = store
         self.wake = wake  # the relay: queued messages are waiting
 
     def handle(self, batch: Sequence[Delivery]) -> list[Settle]:
-        try:
-            return self._handle(batch)
-        except UNAVAILABLE as exc:  # the bus holds the batch and tries again
-            raise StoreUnavailable(f"imaging's store: {exc}") from exc
-
-    def _handle(self, batch: Sequence[Delivery]) -> list[Settle]:
         out = []
         for delivery in batch:
             try:

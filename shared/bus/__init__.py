@@ -9,6 +9,7 @@ from shared.bus._interface import (
     PublishRejected,
     Settle,
     StoreUnavailable,
+    Transient,
 )
 from shared.bus._memory import InMemoryBus, topic_matches
 from shared.bus._pika import PikaBus
@@ -26,6 +27,7 @@ __all__ = [
     "Settle",
     "StoreUnavailable",
     "Topology",
+    "Transient",
     "default_topology",
     "routing_key",
     "topic_matches",

@@ -30,12 +30,19 @@ class Delivery:
 
 BatchHandler = Callable[[Sequence[Delivery]], Sequence[Settle]]
 
+Transient = tuple[type[Exception], ...]
+"""Exception types that mean "not now" rather than "never": a subscription's `transient=`."""
+
 
 class StoreUnavailable(Exception):
     """A handler could not make its durable write now: its database is unreachable or
     restarting. The bus keeps the batch and hands it to the handler again, with back-off,
     without returning it to the queue: an outage is not a poison message, and must not use up
-    the messages' delivery limit and send them to the dead-letter queue."""
+    the messages' delivery limit and send them to the dead-letter queue.
+
+    A handler may raise this itself; more simply, it subscribes with `transient=` the error
+    types its store raises in an outage (`shared.storage.UNAVAILABLE`), and the bus treats
+    those the same way."""
 
 
 class BusError(Exception):
@@ -57,9 +64,19 @@ class Bus(Protocol):
     def connected(self) -> bool: ...
 
     def subscribe(
-        self, queue: str, handler: BatchHandler, *, prefetch: int = 256, max_batch: int = 100
+        self,
+        queue: str,
+        handler: BatchHandler,
+        *,
+        prefetch: int = 256,
+        max_batch: int = 100,
+        transient: Transient = (),
     ) -> None:
-        """Register a consumer; it starts with the bus and resumes after every reconnect."""
+        """Register a consumer; it starts with the bus and resumes after every reconnect.
+
+        A batch whose handler raises StoreUnavailable or one of the `transient` types is held
+        and handed over again with back-off (0.2 s doubling to 5 s), not requeued: its
+        messages' delivery count stays as it was. Any other exception requeues the batch."""
 
     def publish(
         self,

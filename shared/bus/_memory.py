@@ -20,6 +20,7 @@ from shared.bus._interface import (
     PublishRejected,
     Settle,
     StoreUnavailable,
+    Transient,
 )
 from shared.bus.topology import DEAD, Topology
 
@@ -43,6 +44,7 @@ def topic_matches(pattern: str, key: str) -> bool:
 class _Subscription:
     handler: BatchHandler
     max_batch: int
+    transient: Transient  # StoreUnavailable and the types the subscriber named
 
 
 @dataclass
@@ -75,11 +77,19 @@ class InMemoryBus:
         return self.connected_flag
 
     def subscribe(
-        self, queue: str, handler: BatchHandler, *, prefetch: int = 256, max_batch: int = 100
+        self,
+        queue: str,
+        handler: BatchHandler,
+        *,
+        prefetch: int = 256,
+        max_batch: int = 100,
+        transient: Transient = (),
     ) -> None:
         if queue not in self._queues:
             raise KeyError(f"no queue {queue!r} in the topology")
-        self._subscriptions[queue] = _Subscription(handler, max_batch)
+        self._subscriptions[queue] = _Subscription(
+            handler, max_batch, (StoreUnavailable, *transient)
+        )
 
     def publish(
         self,
@@ -151,7 +161,7 @@ class InMemoryBus:
             return False
         try:
             settles = list(sub.handler(batch))
-        except StoreUnavailable:  # as on RabbitMQ: held and tried again, not counted
+        except sub.transient:  # as on RabbitMQ: held, tried again, not counted
             with self._lock:
                 queue.messages.extendleft(reversed(batch))
             return True

@@ -37,6 +37,7 @@ from shared.bus._interface import (
     PublishRejected,
     Settle,
     StoreUnavailable,
+    Transient,
 )
 from shared.bus.topology import DEAD, Topology
 from shared.metrics import CONSUMER_LAG, EVENTS_IN, EVENTS_OUT, QUEUE_MESSAGES
@@ -68,6 +69,7 @@ class _Subscription:
     handler: BatchHandler
     prefetch: int
     max_batch: int
+    transient: Transient  # StoreUnavailable and the types the subscriber named
     work: Queue[_Received] = field(default_factory=Queue)
     thread: threading.Thread | None = None
 
@@ -131,12 +133,19 @@ class PikaBus:
         return self._ready.wait(timeout)
 
     def subscribe(
-        self, queue: str, handler: BatchHandler, *, prefetch: int = 256, max_batch: int = 100
+        self,
+        queue: str,
+        handler: BatchHandler,
+        *,
+        prefetch: int = 256,
+        max_batch: int = 100,
+        transient: Transient = (),
     ) -> None:
         if self._io_thread is not None:
             raise RuntimeError("subscribe before start()")
         self._topology.queue(queue)  # fail early on a name the topology does not declare
-        self._subscriptions.append(_Subscription(queue, handler, prefetch, max_batch))
+        transient = (StoreUnavailable, *transient)
+        self._subscriptions.append(_Subscription(queue, handler, prefetch, max_batch, transient))
 
     def publish(
         self,
@@ -445,23 +454,32 @@ class PikaBus:
                 _count(sub.queue, batch, settles)
 
     def _handle(self, sub: _Subscription, batch: list[_Received]) -> list[Settle]:
-        delay = 0.2
+        """The handler's settles; through a store outage, the same batch again with back-off.
+
+        The outage is logged when it starts and when it ends, not at every attempt."""
+        delay, attempts, since = 0.2, 0, 0.0
         while True:
             try:
                 settles = list(sub.handler([r.delivery for r in batch]))
                 if len(settles) != len(batch):
                     raise BusError(f"handler settled {len(settles)} of {len(batch)} messages")
-            except StoreUnavailable as exc:
+            except sub.transient as exc:
                 if self._stopping.is_set() or batch[0].generation != self._generation:
                     return [Settle.RETRY] * len(batch)  # the broker redelivers them anyway
-                log.warning("store unavailable; the batch waits and is tried again",
-                            queue=sub.queue, error=str(exc), retry_in_s=delay)  # fmt: skip
+                if not attempts:
+                    since = time.monotonic()
+                    log.warning("store unavailable; the batch waits and is tried again",
+                                queue=sub.queue, error=str(exc), retry_in_s=delay)  # fmt: skip
+                attempts += 1
                 self._stopping.wait(delay)
                 delay = min(delay * 2, 5.0)
                 continue
             except Exception:
                 log.exception("handler failed; messages will be retried", queue=sub.queue)
                 return [Settle.RETRY] * len(batch)
+            if attempts:
+                log.info("store available again", queue=sub.queue, attempts=attempts + 1,
+                         waited_s=round(time.monotonic() - since, 1))  # fmt: skip
             return settles
 
     def _settle(self, batch: list[_Received], settles: list[Settle]) -> None:

@@ -1,4 +1,5 @@
-"""PikaBus on the real broker: confirms, dead-lettering, heartbeats, reconnect and re-send."""
+"""PikaBus on the real broker: confirms, dead-lettering, heartbeats, reconnect and re-send, and
+a store outage held without using up the delivery limit."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from shared.bus import Delivery, PikaBus, PublishRejected, Settle
 from shared.bus.topology import DEAD, Exchange, Queue, Topology
+from shared.storage import UNAVAILABLE
 from tests.integration.conftest import close_connections, take_messages, wait_until
+from tests.locked_sqlite import LockedDatabase, Recording
 
 pytestmark = pytest.mark.integration
 
@@ -122,3 +127,31 @@ def test_after_the_connection_drops_everything_is_resent_and_consumed(
     wait_until(lambda: set(received) >= expected, timeout=60)
     assert publisher.connections_opened >= 2
     assert consumer.connections_opened >= 2
+
+
+def test_a_locked_database_holds_the_batch_without_using_up_its_delivery_limit(
+    make_bus: type[PikaBus], amqp_url: str, tmp_path: Path
+) -> None:
+    db = LockedDatabase(tmp_path / "store.sqlite3")
+    handler = Recording(db)
+    bus = make_bus()
+    bus.subscribe("q.t", handler, transient=UNAVAILABLE)
+    bus.start()
+    assert bus.wait_ready(20)
+    db.lock()
+    with capture_logs() as logs:
+        bus.publish("t.events", "work.x", b"{}", message_id="m-5").result(10)
+        wait_until(lambda: handler.failures >= LIMIT + 2, timeout=30)  # past the limit
+        db.unlock()
+        wait_until(lambda: db.seen(), timeout=30)
+        time.sleep(1)  # had the batch been requeued, it would come round again now
+
+    assert db.seen() == ["m-5"]
+    assert handler.attempts == [("m-5", 0, False)] * (handler.failures + 1)
+    assert take_messages(amqp_url, "q.t.dead") == []
+    assert take_messages(amqp_url, "q.t") == []
+    outage = [e["event"] for e in logs if e.get("queue") == "q.t"]
+    assert outage == [  # once when it starts, once when it ends: not at every attempt
+        "store unavailable; the batch waits and is tried again",
+        "store available again",
+    ]

@@ -34,6 +34,7 @@ from shared.config import Settings
 from shared.events import CATALOGUE, parse_event, utcnow
 from shared.events.record import AuditRecord, accepted
 from shared.phase import PhaseService
+from shared.storage import UNAVAILABLE
 from tests.unit.clinical_harness import T0, Implant, Procedure, start_implant
 
 SAMPLE_ID = "S7K2M9Q4X1B5"  # a valid default-scheme id (ISO 7064 MOD 37-2 check character)
@@ -324,7 +325,7 @@ def ledger(ledger_path: Path, signer: Signer) -> Iterator[Ledger]:
 def appender(ledger: Ledger, bus: InMemoryBus) -> Appender:
     """The audit consumer, subscribed to q.audit as services/audit/__main__.py does it."""
     consumer = Appender(ledger)
-    bus.subscribe(Q_AUDIT, consumer.handle, prefetch=300, max_batch=300)
+    bus.subscribe(Q_AUDIT, consumer.handle, prefetch=300, max_batch=300, transient=UNAVAILABLE)
     return consumer
 
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from shared.bus import Delivery, InMemoryBus, Settle, StoreUnavailable
 from shared.bus.topology import EVENTS, Q_AUDIT, Q_HARVEST, Q_IMPLANT
+from shared.storage import UNAVAILABLE
+from tests.locked_sqlite import LockedDatabase, Recording
 from tests.unit.clinical_harness import Implant, Procedure
 
 
@@ -74,3 +77,41 @@ def test_an_outage_is_held_not_requeued(bus: InMemoryBus) -> None:
     assert attempts == [0] * 10
     assert bus.depth("q.harvest.dead") == 0
     assert bus.depth(Q_HARVEST) == 0
+
+
+def test_a_locked_database_is_an_outage_when_the_subscriber_names_its_errors_transient(
+    bus: InMemoryBus, tmp_path: Path
+) -> None:
+    db = LockedDatabase(tmp_path / "store.sqlite3")
+    handler = Recording(db)
+
+    def while_locked(batch: Sequence[Delivery]) -> list[Settle]:
+        if handler.failures == 8:  # the lock goes after eight attempts (the limit is five)
+            db.unlock()
+        return handler(batch)
+
+    bus.subscribe(Q_HARVEST, while_locked, transient=UNAVAILABLE)
+    db.lock()
+    bus.publish(EVENTS, "harvest.x", b"{}", message_id="m1").result(0)
+    bus.drain()
+
+    assert handler.attempts == [("m1", 0, False)] * 9  # held: never requeued, never counted
+    assert db.seen() == ["m1"]
+    assert bus.depth("q.harvest.dead") == 0
+    assert bus.depth(Q_HARVEST) == 0
+
+
+def test_a_locked_database_is_a_failure_like_any_other_to_a_subscriber_that_names_no_errors(
+    bus: InMemoryBus, tmp_path: Path
+) -> None:
+    db = LockedDatabase(tmp_path / "store.sqlite3")
+    handler = Recording(db)
+    bus.subscribe(Q_HARVEST, handler)
+    db.lock()
+    bus.publish(EVENTS, "harvest.x", b"{}", message_id="m1").result(0)
+    bus.drain()
+    db.unlock()
+
+    assert [count for _, count, _ in handler.attempts] == [0, 1, 2, 3, 4, 5]
+    assert bus.depth("q.harvest.dead") == 1
+    assert db.seen() == []
