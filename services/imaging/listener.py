@@ -33,7 +33,7 @@ from pynetdicom import (
 from pynetdicom.events import EventHandlerType
 from pynetdicom.transport import ThreadedAssociationServer
 
-from services.imaging import reactor, responses
+from services.imaging import patches
 from services.imaging.announce import Announcer
 from services.imaging.config import ImagingSettings
 from services.imaging.dose import dose_report
@@ -139,11 +139,10 @@ class Listener:
         self._tallies: dict[int, _Tally] = {}  # per association (each has its own thread)
 
     def build_ae(self) -> AE:
+        # pynetdicom's documented options (its `_config` module) and pydicom's settings; the
+        # patches of pynetdicom's private names are all applied, or none (patches.py).
         _config.STORE_RECV_CHUNKED_DATASET = True
-        self.spool.start()
-        self.spool.install()
-        reactor.install()
-        responses.install()
+        patches.apply(self.spool)
         # The listener checks objects itself (validate.py); pydicom's per-value checks of
         # every command set and header it touches cost ~10 % of a small C-STORE.
         pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import structlog
-from pynetdicom import dimse_messages
 
 log = structlog.get_logger("imaging")
 
@@ -61,6 +60,8 @@ class Spool:
         self._thread.start()
 
     def stop(self) -> None:
+        if self._thread.ident is None:
+            return  # never started: the listener runs without its patches (patches.py)
         log.info("spool stopped", taken=self.taken, fallbacks=self.fallbacks)
         self._stop.set()
         self._thread.join(5)
@@ -108,5 +109,8 @@ class Spool:
         )
 
     def install(self) -> None:
-        """Make pynetdicom stream received datasets into this spool's files."""
+        """Make pynetdicom stream received datasets into this spool's files (patches.py checks
+        first that pynetdicom still makes them the way this expects)."""
+        from pynetdicom import dimse_messages
+
         dimse_messages.NamedTemporaryFile = self.take  # type: ignore[attr-defined]

@@ -139,7 +139,10 @@ class Audit:
 
 
 @contextmanager
-def running_listener(amqp_url: str, data_dir: Path, **env: str) -> Iterator[RunningListener]:
+def running_listener(
+    amqp_url: str, data_dir: Path, module: str = "services.imaging", **env: str
+) -> Iterator[RunningListener]:
+    """The listener (`python -m module`: another entry point may stand in for it)."""
     declare = PikaBus(amqp_url, default_topology(), name="test-declare")
     declare.start()
     assert declare.wait_ready(20)
@@ -153,7 +156,7 @@ def running_listener(amqp_url: str, data_dir: Path, **env: str) -> Iterator[Runn
     data_dir.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.imaging"], env=environment, cwd=REPO,
+            [sys.executable, "-m", module], env=environment, cwd=REPO,
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     running = RunningListener(process, port, data_dir, amqp_url, log_path)
