@@ -16,10 +16,12 @@ from services.audit.objects import check_objects
 from services.audit.store import open_store
 from services.audit.verify import verify
 from services.harvest.rules import RULES as HARVEST_RULES
+from services.implant.lots import open_implant_store
 from services.implant.rules import RULES as IMPLANT_RULES
 from shared.auth import TokenStore
 from shared.bus import default_topology
 from shared.bus.definitions import GRANTS, VHOST, definitions
+from shared.clinical.facts import LotTable
 from shared.clinical.policy import Policy
 from shared.clinical.rebuild import rebuild
 from shared.clinical.store import open_store as open_clinical_store
@@ -173,7 +175,8 @@ def _rebuild(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     data_dir = _data_dir(args.data_dir)
     database_url = args.database_url or (None if args.data_dir else settings.database_url)
-    target = open_clinical_store(data_dir / args.service, args.service, database_url)
+    opener = open_implant_store if args.service == "implant" else open_clinical_store
+    target = opener(data_dir / args.service, args.service, database_url)
     try:
         if not target.empty():
             print(f"proctrail: {args.service}'s clinical state is not empty: stop the service"
@@ -185,7 +188,8 @@ def _rebuild(args: argparse.Namespace) -> int:
             records = (orjson.loads(leaf) for _, leaf, _ in ledger.scan(0))
             rules = HARVEST_RULES if args.service == "harvest" else IMPLANT_RULES
             policy = Policy.from_settings(settings)
-            done = rebuild(records, args.service, target, policy, utcnow(), rules)
+            lots = target if isinstance(target, LotTable) else None
+            done = rebuild(records, args.service, target, policy, utcnow(), rules, lots)
         finally:
             ledger.close()
     finally:

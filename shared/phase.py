@@ -8,21 +8,23 @@ its reason; one that does not even carry an event_id goes to the dead-letter que
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
 from typing import Any
 
 import orjson
 import structlog
 
-from shared.bus import Bus, BusError, Delivery, Settle, StoreUnavailable
+from shared.bus import Bus, BusError, Delivery, Settle
 from shared.bus.topology import AUDIT, EVENTS
 from shared.clinical.chain import Rules
 from shared.clinical.clock import SystemClock
+from shared.clinical.facts import LotTable
 from shared.clinical.policy import Policy
 from shared.clinical.recorder import Raised, Recorder, Ticker
-from shared.clinical.store import open_store
+from shared.clinical.store import StateStore, open_store
 from shared.events import Envelope, InvalidEvent, decode_event, utcnow
 from shared.events.record import AuditRecord, accepted, rejected
 from shared.runtime import boot, make_bus, serve_metrics, wait_for_stop
@@ -66,16 +68,21 @@ class PhaseService:
         self.confirm_timeout_s = confirm_timeout_s
         self.recorder = recorder  # the clinical rules; None: stamp and forward only
 
+    def subscribe(self, queue: str) -> None:
+        """Consume `queue`; while the state store is unreachable (UNAVAILABLE), the bus holds
+        the batch and hands it over again."""
+        self.bus.subscribe(queue, self.handle, transient=UNAVAILABLE)
+
     def handle(self, batch: Sequence[Delivery]) -> list[Settle]:
-        """Stamp, record and forward each message; ack each once audit has it. If the state
-        store is unreachable the bus holds the batch and hands it over again (recording is
-        idempotent, and audit keeps one entry per event_id)."""
+        """Stamp, record and forward each message; ack each once audit has it. A batch that
+        fails is handed over again (recording is idempotent, and audit keeps one entry per
+        event_id), so the alerts it was raising are released to be raised again."""
         pending: list[Raised | None] = []
         try:
             return self._handle(batch, pending)
-        except UNAVAILABLE as exc:
+        except BaseException:
             self._abandon(pending)
-            raise StoreUnavailable(f"{self.service}'s state: {exc}") from exc
+            raise
 
     def _handle(self, batch: Sequence[Delivery], pending: list[Raised | None]) -> list[Settle]:
         settles = [Settle.DEAD] * len(batch)
@@ -193,15 +200,24 @@ class PhaseService:
         return record, None
 
 
-def run(service: str, phases: Sequence[str], queue: str, rules: Rules[Any]) -> None:
-    """A phase service's process: its state store, the rules' recorder and clock, its queue,
-    its metrics; until SIGTERM or SIGINT, then everything stops in reverse order."""
+def run(
+    service: str,
+    phases: Sequence[str],
+    queue: str,
+    rules: Rules[Any],
+    open_state: Callable[[Path, str, str | None], StateStore] = open_store,
+) -> None:
+    """A phase service's process: its state store (`open_state`; one that is also a LotTable
+    keeps the released lots too), the rules' recorder and clock, its queue, its metrics; until
+    SIGTERM or SIGINT, then everything stops in reverse order."""
     settings = boot(service)
-    store = open_store(settings.service_dir(service), service, settings.database_url)
-    recorder = Recorder(service, store, SystemClock(), Policy.from_settings(settings), rules)
+    store = open_state(settings.service_dir(service), service, settings.database_url)
+    lots = store if isinstance(store, LotTable) else None
+    policy = Policy.from_settings(settings)
+    recorder = Recorder(service, store, SystemClock(), policy, rules, lots)
     bus = make_bus(settings, service)
     phase_service = PhaseService(service, phases, bus, settings.publish_timeout_s, recorder)
-    bus.subscribe(queue, phase_service.handle)
+    phase_service.subscribe(queue)
     bus.start()
     ticker = Ticker(phase_service.tick, settings.clock_tick_s)
     ticker.start()

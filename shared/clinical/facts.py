@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -41,6 +41,7 @@ class Lot:
     payload: Mapping[str, Any]
 
 
+@runtime_checkable
 class LotTable(Protocol):
     """Where a phase service keeps the released lots its rules check (services/implant/lots.py)."""
 

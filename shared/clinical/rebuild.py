@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.clinical.chain import Rules
-from shared.clinical.facts import Fact, Lot
+from shared.clinical.facts import Fact, Lot, LotTable
 from shared.clinical.policy import Policy
 from shared.clinical.recorder import ALERT_NAMESPACE, NOT_FACTS
 from shared.clinical.store import StateStore
@@ -36,6 +36,7 @@ def rebuild(
     policy: Policy,
     now: datetime,
     rules: Rules[Any],
+    lots_table: LotTable | None = None,
 ) -> Rebuilt:
     """Replay ledger records (decoded leaves) into an empty `store`; `rules` are the
     service's own, so the alerts it raised are found again."""
@@ -56,9 +57,9 @@ def rebuild(
         occurred_at = datetime.fromisoformat(str(event["occurred_at"]))
         payload = event.get("payload", {})
         if kind == "product.lot_released":
-            lots += store.add_lot(
-                Lot(str(payload["lot_id"]), occurred_at, str(event["event_id"]), payload)
-            )
+            if lots_table is not None:
+                lot = Lot(str(payload["lot_id"]), occurred_at, str(event["event_id"]), payload)
+                lots += lots_table.add_lot(lot)
             continue
         procedure_id = event.get("procedure_id")
         if procedure_id is None or kind in NOT_FACTS:
@@ -72,7 +73,7 @@ def rebuild(
             key = f"linked_ae:{event['event_id']}"  # as Recorder._link_adverse_event raises it
             links.append((str(related), key))
     marked = 0
-    all_lots = store.lots()  # once: a rebuild folds every procedure
+    all_lots = lots_table.lots() if lots_table else {}  # once: a rebuild folds every procedure
     for procedure_id in sorted(procedures):
         state = rules.fold(procedure_id, store.facts(procedure_id), all_lots, policy)
         keys = [

@@ -21,7 +21,7 @@ import structlog
 from shared.clinical.chain import Rules
 from shared.clinical.clock import Clock
 from shared.clinical.common import COMMON
-from shared.clinical.facts import Alert, Fact, Lot
+from shared.clinical.facts import Alert, Fact, Lot, LotTable
 from shared.clinical.policy import Policy
 from shared.clinical.state import ProcedureState
 from shared.clinical.store import StateStore
@@ -57,12 +57,14 @@ class Recorder:
         clock: Clock,
         policy: Policy | None = None,
         rules: Rules[Any] = COMMON,
+        lots: LotTable | None = None,
     ) -> None:
         self.service = service
         self.store = store
         self.clock = clock
         self.policy = policy or Policy()
         self.rules = rules
+        self.lots = lots  # the released lots the rules check (implant's); None: not kept
         # Alerts published but not yet confirmed: a later event of the same batch (or the
         # clock) must not publish them a second time meanwhile.
         self._pending: set[tuple[str, str]] = set()
@@ -71,10 +73,11 @@ class Recorder:
     def record(self, envelope: Envelope) -> Raised | None:
         """Keep the event as a fact of its procedure; the alerts it newly raises."""
         if envelope.type == "product.lot_released":
-            self.store.add_lot(Lot(
-                str(envelope.payload["lot_id"]), envelope.occurred_at, str(envelope.event_id),
-                envelope.payload,
-            ))  # fmt: skip
+            if self.lots is not None:
+                self.lots.add_lot(Lot(
+                    str(envelope.payload["lot_id"]), envelope.occurred_at,
+                    str(envelope.event_id), envelope.payload,
+                ))  # fmt: skip
             return None
         if envelope.procedure_id is None or envelope.type in NOT_FACTS:
             return None
@@ -135,9 +138,8 @@ class Recorder:
         """The procedure's state, folded from what the store holds."""
         facts = self.store.facts(procedure_id)
         used = {str(f.payload.get("lot_id")) for f in facts if "lot_id" in f.payload}
-        state: ProcedureState = self.rules.fold(
-            procedure_id, facts, self.store.lots(used), self.policy
-        )
+        lots = self.lots.lots(used) if self.lots is not None else {}
+        state: ProcedureState = self.rules.fold(procedure_id, facts, lots, self.policy)
         return state
 
     def confirmed(self, raised: Raised) -> None:

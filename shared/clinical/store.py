@@ -17,7 +17,7 @@ from typing import Protocol
 import orjson
 
 from shared import sqlite
-from shared.clinical.facts import Fact, Lot
+from shared.clinical.facts import Fact
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS facts (
@@ -36,12 +36,6 @@ CREATE TABLE IF NOT EXISTS raised (
     alert_id     TEXT NOT NULL,
     raised_at    TEXT NOT NULL,
     PRIMARY KEY (procedure_id, key)
-);
-CREATE TABLE IF NOT EXISTS lots (
-    lot_id      TEXT PRIMARY KEY,  -- the first release of a lot id is the one that counts
-    event_id    TEXT NOT NULL,
-    released_at TEXT NOT NULL,
-    payload     BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS watched (
     procedure_id TEXT PRIMARY KEY  -- sedated and not yet discharged: the clock checks it
@@ -93,40 +87,9 @@ class ClinicalStore:
                 [(procedure_id, key, alert_id, at) for key, alert_id in alerts],
             )
 
-    def add_lot(self, lot: Lot) -> bool:
-        with self._lock:
-            cur = self._conn.execute(
-                "INSERT OR IGNORE INTO lots VALUES (?, ?, ?, ?)",
-                (lot.lot_id, lot.event_id, lot.released_at.isoformat(),
-                 orjson.dumps(dict(lot.payload))),
-            )  # fmt: skip
-            return cur.rowcount == 1
-
-    def lots(self, lot_ids: Iterable[str] | None = None) -> dict[str, Lot]:
-        """The released lots (only `lot_ids`, when given: a procedure needs only its own)."""
-        with self._lock:
-            if lot_ids is None:
-                rows = self._conn.execute(
-                    "SELECT lot_id, released_at, event_id, payload FROM lots"
-                ).fetchall()
-            else:
-                rows = [
-                    row
-                    for lot_id in set(lot_ids)
-                    for row in self._conn.execute(
-                        "SELECT lot_id, released_at, event_id, payload FROM lots WHERE lot_id = ?",
-                        (lot_id,),
-                    )
-                ]
-        return {
-            r[0]: Lot(r[0], datetime.fromisoformat(r[1]), r[2], orjson.loads(r[3])) for r in rows
-        }
-
     def empty(self) -> bool:
         with self._lock:
-            row = self._conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM facts) OR EXISTS (SELECT 1 FROM lots)"
-            ).fetchone()
+            row = self._conn.execute("SELECT EXISTS (SELECT 1 FROM facts)").fetchone()
         return not row[0]
 
     def watch(self, procedure_id: str, on: bool) -> None:
@@ -145,6 +108,10 @@ class ClinicalStore:
             self._conn.close()
 
 
+def sqlite_path(service_dir: Path) -> Path:
+    return service_dir / "clinical.sqlite3"
+
+
 class StateStore(Protocol):
     """What the recorder needs of a store: SQLite here, PostgreSQL in store_postgres.py."""
 
@@ -154,8 +121,6 @@ class StateStore(Protocol):
     def mark_raised(
         self, procedure_id: str, alerts: Iterable[tuple[str, str]], at: str
     ) -> None: ...
-    def add_lot(self, lot: Lot) -> bool: ...
-    def lots(self, lot_ids: Iterable[str] | None = None) -> dict[str, Lot]: ...
     def empty(self) -> bool: ...
     def watch(self, procedure_id: str, on: bool) -> None: ...
     def watched(self) -> list[str]: ...
@@ -168,7 +133,7 @@ def open_store(service_dir: Path, service: str, database_url: str | None = None)
         from shared.clinical.store_postgres import PostgresClinicalStore
 
         return PostgresClinicalStore(database_url, service)
-    path = service_dir / "clinical.sqlite3"
+    path = sqlite_path(service_dir)
     try:
         return ClinicalStore(path)
     except sqlite3.Error as exc:

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from shared.clinical.facts import Fact, Lot
+from shared.clinical.facts import Fact
 
 _TABLES = """
 CREATE SCHEMA IF NOT EXISTS {s};
@@ -38,12 +38,6 @@ CREATE TABLE IF NOT EXISTS {s}.raised (
     alert_id     TEXT NOT NULL,
     raised_at    TEXT NOT NULL,
     PRIMARY KEY (procedure_id, key)
-);
-CREATE TABLE IF NOT EXISTS {s}.lots (
-    lot_id      TEXT PRIMARY KEY,
-    event_id    TEXT NOT NULL,
-    released_at TIMESTAMPTZ NOT NULL,
-    payload     JSONB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS {s}.watched (procedure_id TEXT PRIMARY KEY);
 """
@@ -106,34 +100,9 @@ class PostgresClinicalStore:
                 [(procedure_id, key, alert_id, at) for key, alert_id in alerts],
             )
 
-    def add_lot(self, lot: Lot) -> bool:
-        with self._cursor() as conn:
-            cur = conn.execute(
-                self._sql("INSERT INTO {s}.lots VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"),
-                (lot.lot_id, lot.event_id, lot.released_at, Jsonb(dict(lot.payload))),
-            )
-            return cur.rowcount == 1
-
-    def lots(self, lot_ids: Iterable[str] | None = None) -> dict[str, Lot]:
-        with self._cursor() as conn:
-            if lot_ids is None:
-                rows = conn.execute(
-                    self._sql("SELECT lot_id, released_at, event_id, payload FROM {s}.lots")
-                ).fetchall()
-            else:
-                rows = conn.execute(
-                    self._sql("SELECT lot_id, released_at, event_id, payload FROM {s}.lots"
-                              " WHERE lot_id = ANY(%s)"),
-                    (sorted(set(lot_ids)),),
-                ).fetchall()  # fmt: skip
-        return {r[0]: Lot(r[0], r[1], r[2], r[3]) for r in rows}
-
     def empty(self) -> bool:
         with self._cursor() as conn:
-            row = conn.execute(
-                self._sql("SELECT EXISTS (SELECT 1 FROM {s}.facts)"
-                          " OR EXISTS (SELECT 1 FROM {s}.lots)")
-            ).fetchone()  # fmt: skip
+            row = conn.execute(self._sql("SELECT EXISTS (SELECT 1 FROM {s}.facts)")).fetchone()
         return not (row and row[0])
 
     def watch(self, procedure_id: str, on: bool) -> None:

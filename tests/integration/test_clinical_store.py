@@ -1,6 +1,7 @@
-"""The clinical state store behaves the same on SQLite and on PostgreSQL: facts kept once per
-event_id, lots once per lot id, alerts once per key, the clock's watch list; and a procedure
-folds to the same state from either."""
+"""The implant service's state store (the clinical store with the implant room's lots table)
+behaves the same on SQLite and on PostgreSQL: facts kept once per event_id, lots once per lot
+id, alerts once per key, the clock's watch list; and a procedure folds to the same state from
+either."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from services.implant.lots import ImplantStateStore, open_implant_store
 from services.implant.rules import fold
 from shared.clinical.facts import Fact, Lot
-from shared.clinical.store import StateStore, open_store
 from tests.integration.pg import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -21,14 +22,14 @@ T0 = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ImplantStateStore]:
     if request.param == "sqlite":
-        s = open_store(tmp_path, "implant")
+        s = open_implant_store(tmp_path, "implant")
         yield s
         s.close()
         return
     with fresh_database() as db:
-        s = open_store(tmp_path, "implant", db.url)
+        s = open_implant_store(tmp_path, "implant", db.url)
         yield s
         s.close()
 
@@ -37,7 +38,7 @@ def fact(n: int, kind: str, payload: dict[str, object], minute: int = 0) -> Fact
     return Fact(f"e{n}", kind, T0 + timedelta(minutes=minute), "rn", payload, 0)
 
 
-def test_facts_lots_alerts_and_the_watch_list_are_kept_once(store: StateStore) -> None:
+def test_facts_lots_alerts_and_the_watch_list_are_kept_once(store: ImplantStateStore) -> None:
     dose = fact(1, "sedation.drug_administered", {"drug": "midazolam", "dose": 2, "unit": "mg"})
     assert store.add("p1", dose) is True
     assert store.add("p1", dose) is False  # a redelivery

@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from services.implant.lots import ImplantStore
 from services.implant.rules import RULES
 from shared.bus import InMemoryBus
 from shared.bus.topology import EVENTS, Q_AUDIT, Q_IMPLANT
 from shared.clinical.clock import FakeClock
 from shared.clinical.recorder import Recorder
-from shared.clinical.store import ClinicalStore
 from shared.events import parse_event
 from shared.events.record import decode_record
 from shared.phase import PhaseService
@@ -38,9 +38,10 @@ class Implant:
 def start_implant(bus: InMemoryBus, path: Path, clock: FakeClock) -> Implant:
     """The implant service with the implant room's rules, consuming q.implant as services/implant
     does."""
-    recorder = Recorder("implant", ClinicalStore(path), clock, rules=RULES)
+    store = ImplantStore(path)
+    recorder = Recorder("implant", store, clock, rules=RULES, lots=store)
     service = PhaseService("implant", ("implant", "lab"), bus, 5.0, recorder)
-    bus.subscribe(Q_IMPLANT, service.handle)
+    service.subscribe(Q_IMPLANT)
     return Implant(service, recorder)
 
 

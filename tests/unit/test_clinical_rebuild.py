@@ -7,9 +7,9 @@ import pytest
 
 from proctrail.cli import main
 from services.audit.consumer import Appender
+from services.implant.lots import ImplantStore
 from shared.bus import InMemoryBus
 from shared.clinical.clock import FakeClock
-from shared.clinical.store import ClinicalStore
 from shared.config import Settings
 from tests.unit.clinical_harness import T0, Example, NewEvent, Procedure, start_implant
 
@@ -37,7 +37,7 @@ def test_the_state_comes_back_from_the_ledger_and_raises_nothing_again(
 
     assert main(["rebuild", "implant", "--data-dir", str(settings.data_dir)]) == 0
 
-    rebuilt = ClinicalStore(path)
+    rebuilt = ImplantStore(path)
     assert [(f.event_id, f.type, f.payload) for f in rebuilt.facts(procedure.id)] == [
         (f.event_id, f.type, f.payload) for f in facts
     ]
