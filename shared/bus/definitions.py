@@ -57,8 +57,20 @@ def definitions(
     topology: Topology, vhost: str = VHOST, passwords: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """Users without a password (`passwords` gives some) cannot log in until one is set."""
-    passwords = passwords or {}
-    users = [
+    queues, bindings = _queues_and_bindings(topology, vhost)
+    return {
+        "users": _users(passwords or {}),
+        "vhosts": [{"name": vhost}],
+        "permissions": _permissions(vhost),
+        "policies": _policies(topology.queues[0].delivery_limit, vhost),
+        "exchanges": _exchanges(topology, vhost),
+        "queues": queues,
+        "bindings": bindings,
+    }
+
+
+def _users(passwords: dict[str, str]) -> list[dict[str, Any]]:
+    return [
         {
             "name": user_name(service),
             "password_hash": password_hash(passwords[service]) if service in passwords else "",
@@ -68,13 +80,18 @@ def definitions(
         }
         for service in GRANTS
     ]
-    permissions = [
+
+
+def _permissions(vhost: str) -> list[dict[str, Any]]:
+    return [
         {"user": user_name(service), "vhost": vhost, "configure": "^$",
          "write": _exactly(*exchanges), "read": _exactly(queue)}
         for service, (exchanges, queue) in GRANTS.items()
     ]  # fmt: skip
-    limit = topology.queues[0].delivery_limit
-    policies = [
+
+
+def _policies(limit: int, vhost: str) -> list[dict[str, Any]]:
+    return [
         {  # the same as each queue's own arguments: a queue declared without them still gets them
             "vhost": vhost, "name": "proctrail-queues", "pattern": r"^q\.[a-z]+$",
             "apply-to": "queues", "priority": 0,
@@ -87,11 +104,20 @@ def definitions(
             "definition": {"max-length": 1_000_000, "overflow": "reject-publish"},
         },
     ]  # fmt: skip
-    exchanges = [
+
+
+def _exchanges(topology: Topology, vhost: str) -> list[dict[str, Any]]:
+    return [
         {"name": e.name, "vhost": vhost, "type": e.type, "durable": True, "auto_delete": False,
          "internal": False, "arguments": {}}
-        for e in (*topology.exchanges,)
+        for e in topology.exchanges
     ]  # fmt: skip
+
+
+def _queues_and_bindings(
+    topology: Topology, vhost: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each queue and its dead-letter queue, and every binding: to queues, then exchanges."""
     queues: list[dict[str, Any]] = []
     bindings: list[dict[str, Any]] = []
     for q in topology.queues:
@@ -105,15 +131,7 @@ def definitions(
         _binding(b.source, b.destination, "exchange", b.key, vhost)
         for b in topology.exchange_bindings
     ]
-    return {
-        "users": users,
-        "vhosts": [{"name": vhost}],
-        "permissions": permissions,
-        "policies": policies,
-        "exchanges": exchanges,
-        "queues": queues,
-        "bindings": bindings,
-    }
+    return queues, bindings
 
 
 def _binding(source: str, destination: str, kind: str, key: str, vhost: str) -> dict[str, Any]:
