@@ -10,7 +10,8 @@ from typing import Any
 
 from services.imaging.config import ImagingSettings
 from services.imaging.dose import DoseReport
-from services.imaging.store import ImagingStore, KnownProcedure, OutboxMessage, StoredObject
+from services.imaging.files import StoredObject
+from services.imaging.store import ImagingStore, KnownProcedure, OutboxMessage
 from shared.bus import routing_key
 from shared.bus.topology import AUDIT, EVENTS, UNMATCHED
 from shared.events import Envelope, parse_event, utcnow

@@ -38,10 +38,11 @@ from services.imaging.announce import Announcer
 from services.imaging.config import ImagingSettings
 from services.imaging.dose import dose_report
 from services.imaging.extract import CAPTURE_TAGS, capture_fields, header_values
+from services.imaging.files import StoredObject, file_stem
 from services.imaging.load import LoadBoard
 from services.imaging.relay import Relay
 from services.imaging.spool import Spool
-from services.imaging.store import ImagingStore, StoredObject, file_stem
+from services.imaging.store import ImagingStore
 from services.imaging.validate import Malformed, read_whole
 from shared.config import Settings
 from shared.events import parse_event, utcnow

@@ -1,15 +1,14 @@
-"""imaging's durable state: the received objects (files named by SOP Instance UID) and its
-own tables — objects index, outbox, procedures it can match to, per-patient dose totals.
+"""imaging's durable state: the received objects (kept on disk by files.py, named by SOP
+Instance UID) and its own tables — objects index, outbox, procedures it can match to,
+per-patient dose totals.
 
-An object is fsynced and renamed into place, then its events go into the outbox in one
+An object is fsynced and linked into place, then its events go into the outbox in one
 SQLite transaction (synchronous=FULL). Only then does the C-STORE answer Success; the relay
 publishes the outbox with confirms, so a broker outage delays events but never loses them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -18,9 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from services.imaging.files import StoredObject, file_stem, fsync, place
 from shared import sqlite
-
-_CHUNK = 1 << 20
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -76,15 +74,6 @@ DoseHook = Callable[[Totals, Totals], list["OutboxMessage"]]
 
 
 @dataclass(frozen=True)
-class StoredObject:
-    path: Path
-    sha256: str
-    size_bytes: int
-    already_had: bool  # the same UID with the same bytes arrived before
-    conflicts_with: str | None  # sha256 of earlier, different bytes under the same UID
-
-
-@dataclass(frozen=True)
 class OutboxMessage:
     message_id: str
     exchange: str
@@ -97,35 +86,6 @@ class KnownProcedure:
     procedure_id: str
     phase: str
     patient_id: str | None
-
-
-def _fsync(path: Path) -> None:
-    """fsync a file's data, or a directory's entries (a new name in it)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sha256_file(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-        os.fsync(f.fileno())
-    return digest.hexdigest(), size
-
-
-def file_stem(uid: str) -> str:
-    """The object's file name: its SOP Instance UID, or, for a UID that breaks the DICOM rules
-    (letters, too long: devices send such things), a fixed-length digest of it. The index keeps
-    the UID as sent either way."""
-    if uid and len(uid) <= 64 and all(c in "0123456789." for c in uid) and "/" not in uid:
-        return uid
-    return "uid-" + hashlib.sha256(uid.encode("utf-8", "surrogateescape")).hexdigest()[:40]
 
 
 class ImagingStore:
@@ -164,7 +124,7 @@ class ImagingStore:
         """Make a received file (whose hash and size the caller took) durable under its SOP
         Instance UID; a second, different version of the same UID is kept beside the first,
         never over it."""
-        _fsync(received)
+        fsync(received)
         name = file_stem(sop_instance_uid)
         rows = (
             self._reader()
@@ -177,32 +137,8 @@ class ImagingStore:
         if sha in known:
             received.unlink(missing_ok=True)
             return StoredObject(Path(known[sha]), sha, size, True, None)
-        folder = self.objects / hashlib.sha256(name.encode()).hexdigest()[:2]
-        folder.mkdir(exist_ok=True)
-        if received.parent != self.incoming:  # another filesystem: copy next to it first
-            staged = self.incoming / f"{sha}.part"
-            with received.open("rb") as src, staged.open("wb") as dst:
-                while chunk := src.read(_CHUNK):
-                    dst.write(chunk)
-                dst.flush()
-                os.fsync(dst.fileno())
-            received.unlink(missing_ok=True)
-            received = staged
         other = next(iter(known), None)
-        for final in (folder / f"{name}.dcm", folder / f"{name}.{sha[:16]}.dcm"):
-            try:
-                os.link(received, final)  # unlike a rename, never replaces what lies there
-            except FileExistsError:
-                there = _sha256_file(final)[0]
-                if there == sha:  # the same bytes: a concurrent sender, or an earlier crash
-                    received.unlink(missing_ok=True)
-                    return StoredObject(final, sha, size, True, other)
-                other = other or there
-                continue
-            received.unlink()
-            _fsync(folder)
-            return StoredObject(final, sha, size, False, other)
-        raise OSError(f"{name}: both file names hold other bytes")
+        return place(received, self.objects, self.incoming, name, sha, size, other)
 
     def forget(self, stored: StoredObject) -> None:
         """Undo `keep` when what follows it failed: nothing half-written stays."""

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services.imaging.store import ImagingStore, StoredObject, file_stem
+from services.imaging.files import StoredObject, file_stem
+from services.imaging.store import ImagingStore
 
 UID = "1.2.826.0.1.3680043.8.498.1"
 
