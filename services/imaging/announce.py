@@ -48,38 +48,20 @@ class Announcer:
     ) -> Announcement:
         now = utcnow()
         sop = fields["sop_instance_uid"]
-        acquired = fields.get("acquired_at")
-        found = self.store.match(
-            fields.get("accession_number"),
-            fields.get("study_instance_uid"),
-            fields.get("patient_id"),
-            self.settings.ae_rooms.get(calling_ae),
-            datetime.fromisoformat(acquired) if acquired else None,
-            self.settings.match_window_h,
-        )
-        match, matched_by = found if found else (None, None)
-        if match is not None and "study_instance_uid" in fields:
-            self.store.link_study(fields["study_instance_uid"], match.procedure_id)
+        match, matched_by = self._match(fields, calling_ae)
         base = {
             "schema": 1,
-            "occurred_at": acquired or now.isoformat(),
+            "occurred_at": fields.get("acquired_at") or now.isoformat(),
             "recorded_at": now.isoformat(),
             "actor": {"id": calling_ae, "role": "device"},
             "source": {"kind": "dicom", "id": calling_ae},
             "procedure_id": match.procedure_id if match else None,
         }
-        payload = {**fields, "calling_ae": calling_ae, "sha256": stored.sha256,
-                   "size_bytes": stored.size_bytes}  # fmt: skip
-        payload["stored_as"] = str(stored.path.relative_to(self.store.root))
-        if stored.conflicts_with:
-            payload["uid_conflict_with_sha256"] = stored.conflicts_with
-        if matched_by:
-            payload["matched_by"] = matched_by
         received_id = derived_id("received", sop, stored.sha256)
         events = [
             parse_event(
-                {**base, "event_id": received_id,
-                 "type": "imaging.capture_received", "payload": payload}
+                {**base, "event_id": received_id, "type": "imaging.capture_received",
+                 "payload": self._capture(fields, calling_ae, stored, matched_by)}
             )
         ]  # fmt: skip
         dose_event_id = None
@@ -96,23 +78,54 @@ class Announcer:
                 parse_event(
                     {**base, "event_id": derived_id("unmatched", sop, stored.sha256),
                      "type": "imaging.capture_unmatched",
-                     "payload": {"sop_instance_uid": sop, "reason": _unmatched_reason(fields),
-                                 "capture_event_id": received_id, "calling_ae": calling_ae,
-                                 **{k: fields[k] for k in _TO_RECONCILE if fields.get(k)}}}
+                     "payload": _unmatched(fields, calling_ae, received_id)}
                 )
             )  # fmt: skip
-        patient = fields.get("patient_id")
-        totals = None
-        if dose is not None and patient:
-            totals = (
-                patient,
-                dose.dap_gy_m2 or 0.0,
-                dose.dose_rp_gy or 0.0,
-                dose.dlp_mgy_cm or 0.0,
-            )
         return Announcement(
-            [self.message(e, match, now) for e in events], match, matched_by, totals, dose_event_id
+            [self.message(e, match, now) for e in events],
+            match,
+            matched_by,
+            _dose_totals(fields.get("patient_id"), dose),
+            dose_event_id,
         )
+
+    def _match(
+        self, fields: dict[str, Any], calling_ae: str
+    ) -> tuple[KnownProcedure | None, str | None]:
+        """The one open procedure the object belongs to (and how it was found), if any; its
+        study then joins that procedure."""
+        acquired = fields.get("acquired_at")
+        found = self.store.match(
+            fields.get("accession_number"),
+            fields.get("study_instance_uid"),
+            fields.get("patient_id"),
+            self.settings.ae_rooms.get(calling_ae),
+            datetime.fromisoformat(acquired) if acquired else None,
+            self.settings.match_window_h,
+        )
+        if found is None:
+            return None, None
+        match, matched_by = found
+        if "study_instance_uid" in fields:
+            self.store.link_study(fields["study_instance_uid"], match.procedure_id)
+        return match, matched_by
+
+    def _capture(
+        self,
+        fields: dict[str, Any],
+        calling_ae: str,
+        stored: StoredObject,
+        matched_by: str | None,
+    ) -> dict[str, Any]:
+        """The payload of `imaging.capture_received`."""
+        payload = {**fields, "calling_ae": calling_ae, "sha256": stored.sha256,
+                   "size_bytes": stored.size_bytes}  # fmt: skip
+        payload["stored_as"] = str(stored.path.relative_to(self.store.root))
+        if stored.conflicts_with:
+            payload["uid_conflict_with_sha256"] = stored.conflicts_with
+        if matched_by:
+            payload["matched_by"] = matched_by
+        return payload
 
     def message(self, event: Envelope, match: KnownProcedure | None, at: datetime) -> OutboxMessage:
         """Matched: to the procedure's phase service. Otherwise already stamped for the ledger,
@@ -180,6 +193,26 @@ class Announcer:
 # What a capture_unmatched repeats from its capture, for the nurse who reconciles it.
 _TO_RECONCILE = ("modality", "station_name", "acquired_at", "patient_id", "accession_number",
                  "study_instance_uid")  # fmt: skip
+
+
+def _unmatched(fields: dict[str, Any], calling_ae: str, capture_event_id: str) -> dict[str, Any]:
+    """The payload of `imaging.capture_unmatched`."""
+    return {
+        "sop_instance_uid": fields["sop_instance_uid"],
+        "reason": _unmatched_reason(fields),
+        "capture_event_id": capture_event_id,
+        "calling_ae": calling_ae,
+        **{k: fields[k] for k in _TO_RECONCILE if fields.get(k)},
+    }
+
+
+def _dose_totals(
+    patient: str | None, dose: DoseReport | None
+) -> tuple[str, float, float, float] | None:
+    """What this report adds to the patient's totals (none without a patient ID)."""
+    if dose is None or not patient:
+        return None
+    return patient, dose.dap_gy_m2 or 0.0, dose.dose_rp_gy or 0.0, dose.dlp_mgy_cm or 0.0
 
 
 def _unmatched_reason(fields: dict[str, Any]) -> str:
