@@ -10,15 +10,14 @@ What real devices do, and what is done about it here:
   content also arrives as Enhanced/Comprehensive/Comprehensive 3D/Extensible SR. So the tree is
   walked recursively and NUM items are found by concept name code (scheme DCM) wherever they
   sit; the template is never consulted.
-- Units are spelt many ways ("Gy.m2", "Gy*m2", "Gym2", "dGy.cm2", "dGycm2", "µGy·m²",
-  "mGy*cm", "min", ...), sometimes only in CodeMeaning ("gray square meter", "seconds"). They
-  are parsed into a dose prefix and an area/length, or a time, and normalised to Gy·m² (DAP),
-  Gy (dose at the reference point), s (time), mGy (CTDIvol), mGy·cm (DLP). The value and unit
-  as sent are kept in `original` for every figure. A unit that cannot be read, or one of the
-  wrong kind (a DAP in mGy), keeps its original, gets no normalised value and a warning.
-- Values come as DS strings with padding (" 2.5 "), sometimes with a decimal comma, or as
-  FloatingPointValue (preferred when present: it is the exact one). Arithmetic is decimal, so
-  2.5 dGy·cm² is exactly 2.5e-05 Gy·m².
+- Units are spelt many ways ("Gy.m2", "Gym2", "dGy.cm2", "µGy·m²", "mGy*cm", "min", ...),
+  sometimes only in CodeMeaning ("gray square meter"); units.py reads them. Figures are
+  normalised to Gy·m² (DAP), Gy (dose at the reference point), s (time), mGy (CTDIvol), mGy·cm
+  (DLP). The value and unit as sent are kept in `original` for every figure. A unit that cannot
+  be read, or one of the wrong kind (a DAP in mGy), keeps its original, gets no normalised
+  value and a warning.
+- Values come as padded DS strings, at times with a decimal comma, or as FloatingPointValue
+  (content.py reads the items). Arithmetic is decimal: 2.5 dGy·cm² is exactly 2.5e-05 Gy·m².
 - Biplane systems send one accumulated container per plane (Acquisition Plane 113764): planes
   are summed (DAP, dose at the reference point, fluoro time, frames), and the per-plane
   originals are listed. A figure repeated within one plane counts once.
@@ -37,16 +36,16 @@ a quirk in it.
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 
+from services.imaging import content
+from services.imaging.content import Measurement
+from services.imaging.units import COUNT, DOSE, DOSE_AREA, DOSE_LENGTH, MGY_PER_GY, TIME
+from services.imaging.units import parse_unit as parse_unit  # dose.py's API: how units read
 from shared.events.catalogue import ImagingDoseReported
 
 XRAY_RADIATION_DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.67"
@@ -76,8 +75,6 @@ _EVENT_DLP = "113838"  # DLP
 _PHANTOM = "113835"  # CTDIw Phantom Type
 _EVENT_UID = "113769"  # Irradiation Event UID
 
-# Dimensions and the unit every figure of that dimension is normalised to.
-DOSE, DOSE_AREA, DOSE_LENGTH, TIME, COUNT = "dose", "dose_area", "dose_length", "time", "count"
 # Figure key -> (concept code, dimension, multiplier from the dimension's base unit to the
 # unit reported). Base units: Gy, Gy·m², mGy·cm, s, 1.
 _TOTALS: dict[str, tuple[str, str, Decimal]] = {
@@ -93,76 +90,6 @@ _TOTALS: dict[str, tuple[str, str, Decimal]] = {
     "dlp_total": ("113813", DOSE_LENGTH, Decimal(1)),
 }
 _TOTAL_BY_CODE = {code: key for key, (code, _dim, _scale) in _TOTALS.items()}
-_MGY_PER_GY = Decimal(1000)
-
-_DOSE_PREFIX = {"": Decimal(1), "d": Decimal("0.1"), "c": Decimal("0.01"),
-                "m": Decimal("0.001"), "u": Decimal("0.000001")}  # fmt: skip
-_AREA_IN_M2 = {"m2": Decimal(1), "dm2": Decimal("0.01"), "cm2": Decimal("0.0001"),
-               "mm2": Decimal("0.000001")}  # fmt: skip
-_LENGTH_IN_CM = {"m": Decimal(100), "dm": Decimal(10), "cm": Decimal(1), "mm": Decimal("0.1")}
-_TIME_IN_S = {"s": Decimal(1), "ms": Decimal("0.001"), "us": Decimal("0.000001"),
-              "min": Decimal(60), "h": Decimal(3600)}  # fmt: skip
-# Spelt-out words (CodeMeaning-only units) to UCUM-ish atoms; longest first.
-_WORDS = (
-    ("milli", "m"), ("micro", "u"), ("centi", "c"), ("deci", "d"),
-    ("gray", "gy"), ("grey", "gy"),
-    ("metres", "m"), ("meters", "m"), ("metre", "m"), ("meter", "m"),
-    ("seconds", "s"), ("second", "s"), ("secs", "s"), ("sec", "s"),
-    ("minutes", "min"), ("minute", "min"), ("mins", "min"),
-    ("hours", "h"), ("hour", "h"), ("hrs", "h"), ("hr", "h"),
-)  # fmt: skip
-_DOSE_UNIT = re.compile(r"^(?P<prefix>[udcm]?)gy(?P<rest>(?:[dcm]?m2?)?)$")
-_SQUARE = re.compile(r"square((?:milli|centi|deci)?met(?:er|re)s?|[dcm]?m)")
-_COUNT_UNIT = re.compile(r"^(?:1|\{.*\}|nounits?|frames?|images?|counts?|)$")
-
-
-def parse_unit(text: str) -> tuple[str, Decimal] | None:
-    """(dimension, factor to the dimension's base unit) of a unit as devices spell it, or None.
-
-    "dGy.cm2" -> (dose_area, 1e-5): 1 dGy·cm² is 1e-5 Gy·m². Case is ignored (nobody sends
-    megagray), so "MGy" reads as mGy.
-    """
-    s = text.strip().casefold().replace(" x ", " ")  # "dGy x cm2"
-    s = s.replace("µ", "u").replace("μ", "u").replace("²", "2")
-    s = re.sub(r"[\s.*·⋅^_×-]", "", s)  # noqa: RUF001 (the multiplication sign)
-    s = s.replace("squared", "2")  # "centimeter squared"
-    s = _SQUARE.sub(r"\g<1>2", s)  # "square meter"
-    for word, atom in _WORDS:
-        s = s.replace(word, atom)
-    if (m := _DOSE_UNIT.match(s)) is not None:
-        dose = _DOSE_PREFIX[m["prefix"]]
-        rest = m["rest"]
-        if not rest:
-            return DOSE, dose
-        if rest in _AREA_IN_M2:
-            return DOSE_AREA, dose * _AREA_IN_M2[rest]
-        if rest in _LENGTH_IN_CM:
-            return DOSE_LENGTH, dose * _MGY_PER_GY * _LENGTH_IN_CM[rest]
-        return None
-    if s in _TIME_IN_S:
-        return TIME, _TIME_IN_S[s]
-    if _COUNT_UNIT.match(s):
-        return COUNT, Decimal(1)
-    return None
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """One NUM item: the value and unit as sent, and the value in the figure's own unit."""
-
-    value: Decimal
-    unit: str | None
-    unit_meaning: str | None
-    normalised: Decimal | None
-    plane: str | None = None
-
-    def original(self) -> dict[str, Any]:
-        shown: dict[str, Any] = {"value": float(self.value), "unit": self.unit}
-        if self.unit_meaning is not None and self.unit_meaning != self.unit:
-            shown["unit_meaning"] = self.unit_meaning
-        if self.plane is not None:
-            shown["plane"] = self.plane
-        return shown
 
 
 @dataclass
@@ -185,6 +112,11 @@ class CtEvent:
             if (value := getattr(self, key)) is not None:
                 shown[key] = value
         return shown
+
+
+# The figures of a report that `imaging.dose_reported` carries (when found).
+_FIGURES = ("dap_total_gy_m2", "dose_rp_total_gy", "fluoro_time_s", "frames", "ctdivol_mgy",
+            "dlp_total_mgy_cm")  # fmt: skip
 
 
 @dataclass
@@ -229,17 +161,7 @@ class DoseReport:
 
     @property
     def has_figures(self) -> bool:
-        return any(
-            v is not None
-            for v in (
-                self.dap_total_gy_m2,
-                self.dose_rp_total_gy,
-                self.fluoro_time_s,
-                self.frames,
-                self.ctdivol_mgy,
-                self.dlp_total_mgy_cm,
-            )
-        )
+        return any(getattr(self, key) is not None for key in _FIGURES)
 
     def payload(self, sop_instance_uid: str) -> dict[str, Any]:
         """The `imaging.dose_reported` payload: only the figures found, plus `original`.
@@ -248,14 +170,7 @@ class DoseReport:
         ledger shows why a figure is missing or where it came from.
         """
         payload: dict[str, Any] = {"sop_instance_uid": sop_instance_uid, "scope": self.scope}
-        for key in (
-            "dap_total_gy_m2",
-            "dose_rp_total_gy",
-            "fluoro_time_s",
-            "frames",
-            "ctdivol_mgy",
-            "dlp_total_mgy_cm",
-        ):
+        for key in _FIGURES:
             if (value := getattr(self, key)) is not None:
                 payload[key] = value
         original = dict(self.original)
@@ -264,144 +179,6 @@ class DoseReport:
         payload["original"] = original
         ImagingDoseReported.model_validate(payload)
         return payload
-
-
-# --- reading content items -------------------------------------------------------------------
-
-
-def _text(item: Dataset, keyword: str) -> str | None:
-    value = item.get(keyword)
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _code(item: Dataset, keyword: str) -> tuple[str | None, str | None, str | None]:
-    """(code value, scheme, meaning) of the first item of a code sequence."""
-    seq = item.get(keyword)
-    if not seq:
-        return None, None, None
-    first = seq[0]
-    return (
-        _text(first, "CodeValue"),
-        _text(first, "CodingSchemeDesignator"),
-        _text(first, "CodeMeaning"),
-    )
-
-
-def _concept(item: Dataset) -> str | None:
-    """The DCM concept name code of a content item (None for any other scheme)."""
-    value, scheme, _meaning = _code(item, "ConceptNameCodeSequence")
-    if scheme is not None and scheme.upper() != "DCM":
-        return None
-    return value
-
-
-def _value_type(item: Dataset) -> str:
-    return (_text(item, "ValueType") or "").upper()
-
-
-def _children(item: Dataset) -> list[Dataset]:
-    seq = item.get("ContentSequence")
-    return list(seq) if seq else []
-
-
-def _raw_text(holder: Dataset, keyword: str) -> str | None:
-    """An element's value as the text that was sent, without pydicom's DS conversion."""
-    if keyword not in holder:
-        return None
-    elem = holder.get_item(keyword)
-    if elem is None:
-        return None
-    if isinstance(elem, RawDataElement):
-        raw = elem.value
-        if raw is None:
-            return None
-        return bytes(raw).decode("ascii", "replace").strip("\x00 ") or None
-    value = elem.value
-    if value is None:
-        return None
-    if isinstance(value, MultiValue | list | tuple):
-        return "\\".join(str(v) for v in value) or None
-    return str(value).strip() or None
-
-
-def _decimal(text: str, what: str, warnings: list[str]) -> Decimal | None:
-    parts = [p.strip() for p in text.split("\\") if p.strip()]
-    if not parts:
-        return None
-    if len(parts) > 1:
-        warnings.append(f"{what}: {len(parts)} values sent ({text!r}); the first is used")
-    raw = parts[0]
-    if "," in raw and "." not in raw and raw.count(",") == 1:
-        warnings.append(f"{what}: decimal comma in {raw!r}")
-        raw = raw.replace(",", ".")
-    try:
-        number = Decimal(raw)
-    except InvalidOperation:
-        warnings.append(f"{what}: {raw!r} is not a number; left out")
-        return None
-    if not number.is_finite():
-        warnings.append(f"{what}: {raw!r} is not a finite number; left out")
-        return None
-    return number
-
-
-def _number(holder: Dataset, what: str, warnings: list[str]) -> Decimal | None:
-    """FloatingPointValue when present (it is the exact one), else the DS NumericValue."""
-    fp = holder.get("FloatingPointValue")
-    if fp is not None:
-        values = list(fp) if not isinstance(fp, float | int) else [fp]
-        if values and isinstance(values[0], float | int) and math.isfinite(values[0]):
-            return Decimal(repr(float(values[0])))
-    text = _raw_text(holder, "NumericValue")
-    if text is None:
-        return None
-    return _decimal(text, what, warnings)
-
-
-def _measurement(
-    item: Dataset, what: str, dimension: str, scale: Decimal, plane: str | None,
-    warnings: list[str],
-) -> Measurement | None:  # fmt: skip
-    """The NUM item's value and unit; `normalised` only when the unit is known and fits."""
-    mvs = item.get("MeasuredValueSequence")
-    if mvs:
-        holder = mvs[0]
-    elif "NumericValue" in item or "FloatingPointValue" in item:
-        holder = item  # some devices put the value on the content item itself
-    else:
-        return None  # an empty measured value: "no value" (NumericValueQualifier)
-    value = _number(holder, what, warnings)
-    if value is None:
-        return None
-    unit, _scheme, meaning = _code(holder, "MeasurementUnitsCodeSequence")
-    normalised: Decimal | None = None
-    by_value = parse_unit(unit) if unit is not None else None
-    by_meaning = parse_unit(meaning) if meaning is not None else None
-    parsed = by_value or by_meaning
-    if parsed is None and dimension == COUNT:
-        parsed = (COUNT, Decimal(1))  # a count is a count, whatever unit it is labelled with
-    if by_value is not None and by_meaning is not None and by_value != by_meaning:
-        warnings.append(
-            f"{what}: unit code {unit!r} and meaning {meaning!r} disagree; the code is used"
-        )
-    if parsed is None or parsed[0] != dimension:
-        sent = unit if unit is not None else meaning
-        if parsed is None:
-            warnings.append(f"{what}: unknown unit {sent!r}; kept as sent, not normalised")
-        else:
-            warnings.append(
-                f"{what}: unit {sent!r} is a {parsed[0]}, not a {dimension}; kept as sent,"
-                " not normalised"
-            )
-    else:
-        normalised = value * parsed[1] * scale
-        if normalised < 0:
-            warnings.append(f"{what}: negative value {value} {unit}; not normalised")
-            normalised = None
-    return Measurement(value, unit if unit is not None else meaning, meaning, normalised, plane)
 
 
 # --- walking the tree ------------------------------------------------------------------------
@@ -419,50 +196,50 @@ class _Found:
 
 def _plane_of(items: list[Dataset]) -> str | None:
     for item in items:
-        if _concept(item) == _PLANE and _value_type(item) == "CODE":
-            value, _scheme, meaning = _code(item, "ConceptCodeSequence")
+        if content.concept(item) == _PLANE and content.value_type(item) == "CODE":
+            value, _scheme, meaning = content.code(item, "ConceptCodeSequence")
             return meaning or value
     return None
 
 
 def _scope_uid(scope_item: Dataset, siblings: list[Dataset]) -> str | None:
     # TID 10001: a HAS PROPERTIES child of the scope; some devices make it a sibling instead.
-    for candidates in (_children(scope_item), siblings):
+    for candidates in (content.children(scope_item), siblings):
         for item in candidates:
-            if _value_type(item) == "UIDREF" and _concept(item) in _SCOPE_UIDS:
-                return _text(item, "UID")
+            if content.value_type(item) == "UIDREF" and content.concept(item) in _SCOPE_UIDS:
+                return content.text(item, "UID")
     return None
 
 
 def _ct_event(container: Dataset, found: _Found) -> CtEvent:
     event = CtEvent()
     number = len(found.ct_events) + 1
-    stack = _children(container)
+    stack = content.children(container)
     while stack:
         item = stack.pop(0)
-        code, vt = _concept(item), _value_type(item)
+        code, vt = content.concept(item), content.value_type(item)
         try:
             if vt == "NUM" and code == _CTDIVOL and event.ctdivol is None:
-                event.ctdivol = _measurement(
-                    item, f"CT acquisition {number} mean CTDIvol", DOSE, _MGY_PER_GY, None,
+                event.ctdivol = content.measurement(
+                    item, f"CT acquisition {number} mean CTDIvol", DOSE, MGY_PER_GY, None,
                     found.warnings,
                 )  # fmt: skip
             elif vt == "NUM" and code == _EVENT_DLP and event.dlp is None:
-                event.dlp = _measurement(
+                event.dlp = content.measurement(
                     item, f"CT acquisition {number} DLP", DOSE_LENGTH, Decimal(1), None,
                     found.warnings,
                 )  # fmt: skip
             elif vt == "CODE" and code == _PHANTOM:
-                value, _scheme, meaning = _code(item, "ConceptCodeSequence")
+                value, _scheme, meaning = content.code(item, "ConceptCodeSequence")
                 event.phantom = meaning or value
             elif vt == "CODE" and code == "113820":  # CT Acquisition Type
-                value, _scheme, meaning = _code(item, "ConceptCodeSequence")
+                value, _scheme, meaning = content.code(item, "ConceptCodeSequence")
                 event.acquisition_type = meaning or value
             elif vt == "UIDREF" and code == _EVENT_UID:
-                event.irradiation_event_uid = _text(item, "UID")
+                event.irradiation_event_uid = content.text(item, "UID")
         except (AttributeError, ValueError, TypeError, KeyError, IndexError) as exc:
             found.warnings.append(f"CT acquisition {number}: unreadable item skipped ({exc})")
-        stack.extend(_children(item))
+        stack.extend(content.children(item))
     return event
 
 
@@ -473,7 +250,7 @@ def _walk(items: list[Dataset], plane: str | None, found: _Found, depth: int = 0
     plane = _plane_of(items) or plane
     for item in items:
         try:
-            code, vt = _concept(item), _value_type(item)
+            code, vt = content.concept(item), content.value_type(item)
             if vt == "CONTAINER" and code == _CT_EVENT:
                 found.ct_events.append(_ct_event(item, found))
                 continue
@@ -483,10 +260,10 @@ def _walk(items: list[Dataset], plane: str | None, found: _Found, depth: int = 0
             if vt == "NUM" and code in _TOTAL_BY_CODE:
                 _total(item, _TOTAL_BY_CODE[code], plane, found)
             elif vt == "CODE" and code == _SCOPE and found.scope_code is None:
-                value, _scheme, meaning = _code(item, "ConceptCodeSequence")
+                value, _scheme, meaning = content.code(item, "ConceptCodeSequence")
                 found.scope_code = (value, meaning)
                 found.scope_uid = _scope_uid(item, items)
-            children = _children(item)
+            children = content.children(item)
         except (AttributeError, ValueError, TypeError, KeyError, IndexError) as exc:
             found.warnings.append(f"unreadable content item skipped ({exc})")
             continue
@@ -497,7 +274,7 @@ def _walk(items: list[Dataset], plane: str | None, found: _Found, depth: int = 0
 def _total(item: Dataset, key: str, plane: str | None, found: _Found) -> None:
     _code_value, dimension, scale = _TOTALS[key]
     what = key if plane is None else f"{key} ({plane})"
-    measured = _measurement(item, what, dimension, scale, plane, found.warnings)
+    measured = content.measurement(item, what, dimension, scale, plane, found.warnings)
     if measured is None:
         return
     per_plane = found.totals.setdefault(key, {})
@@ -527,7 +304,7 @@ def _float(value: Decimal | None) -> float | None:
 
 
 def _is_dose_document(ds: Dataset) -> bool:
-    value, scheme, _meaning = _code(ds, "ConceptNameCodeSequence")
+    value, scheme, _meaning = content.code(ds, "ConceptNameCodeSequence")
     return value == DOSE_REPORT and (scheme is None or scheme.upper() == "DCM")
 
 
@@ -544,7 +321,7 @@ def dose_report(ds: Dataset) -> DoseReport | None:
         return None
     found = _Found()
     try:
-        _walk(_children(ds), None, found)
+        _walk(content.children(ds), None, found)
     except (AttributeError, ValueError, TypeError, KeyError, IndexError) as exc:
         found.warnings.append(f"content tree unreadable past a point ({exc})")
     report = _assemble(found)

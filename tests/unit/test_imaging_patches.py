@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pynetdicom import dimse_messages
 from structlog.testing import capture_logs
 
 from services.imaging import patches
-from services.imaging.spool import PREFIX, Spool
+from services.imaging.spool import Spool
 
 
 @pytest.fixture
@@ -58,7 +59,7 @@ def test_all_patches_are_applied_when_all_fit(spool: Spool) -> None:
     after = patches.snapshot()
     assert [t for t in before if after[t] is before[t]] == []  # every target was replaced
     assert reactor.installed()
-    assert any(p.name.startswith(PREFIX) for p in spool.directory.iterdir())  # spool started
+    assert dimse_messages.NamedTemporaryFile == spool.take  # type: ignore[attr-defined]
     assert [e["event"] for e in logs if e["log_level"] == "warning"] == []
     assert patches.check() == [patches.Verdict(p.name, ()) for p in patches.PATCHES]  # again
 
