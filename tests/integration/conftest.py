@@ -30,6 +30,7 @@ import pika
 import pytest
 
 from shared.bus.topology import Q_AUDIT
+from tests.processes import stop
 
 BROKER_URL = os.environ.get("PROCTRAIL_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 REPO = Path(__file__).resolve().parents[2]
@@ -292,9 +293,4 @@ def running_system(amqp_url: str, tmp_path: Path, **extra_env: str) -> Iterator[
         wait_until(lambda: sysm.logged("imaging", "listening"), timeout=60)
         yield sysm
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, signal.SIGINT)

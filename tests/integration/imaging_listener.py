@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from tests.integration.conftest import (
     service_env,
     wait_until,
 )
+from tests.processes import stop
 
 ALLOWED = "STORESCU,ECHOSCU,MODALITY1,PYNETDICOM"
 _PROPOSE = {  # transfer syntax -> storescu option that proposes it
@@ -164,12 +164,7 @@ def running_listener(
         wait_until(lambda: running.logged("listening") and running.logged("bus ready"), 60)
         yield running
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def dataset_bytes(path: Path) -> bytes:

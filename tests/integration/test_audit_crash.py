@@ -21,6 +21,7 @@ from shared.bus.topology import AUDIT, Q_AUDIT
 from shared.events import parse_event
 from shared.events.record import accepted
 from tests.integration.conftest import REPO, free_port, service_env, wait_until
+from tests.processes import stop
 
 pytestmark = pytest.mark.integration
 
@@ -119,8 +120,7 @@ def test_audit_killed_with_1000_events_in_flight_appends_each_exactly_once(
         wait_until(lambda: len(ledger_rows(ledger)) >= TOTAL, timeout=120)
         wait_until(lambda: queue_depth(amqp_url, Q_AUDIT) == 0, timeout=60)
     finally:
-        audit.send_signal(signal.SIGTERM)
-        audit.wait(30)
+        stop(audit)
 
     assert queue_depth(amqp_url, Q_AUDIT) == 0  # all acked: nothing comes back to append again
     rows = ledger_rows(ledger)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import httpx
 
 from tests.integration.conftest import REPO, free_port, service_env, token, wait_until
+from tests.processes import stop
 
 UNREACHABLE = "amqp://guest:guest@127.0.0.1:1/%2F"  # nothing listens on port 1
 
@@ -49,8 +49,3 @@ def test_with_the_broker_unreachable_bedside_answers_503_with_retry_after(tmp_pa
         assert r.status_code == 503
         assert r.headers["retry-after"].isdigit()
         assert r.headers["content-type"] == "application/problem+json"
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    process.wait(30)

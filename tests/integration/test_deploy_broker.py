@@ -6,7 +6,6 @@ service's user cannot read another's queue or declare one."""
 from __future__ import annotations
 
 import json
-import signal
 import ssl
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from tests.integration.conftest import (
 )
 from tests.integration.own_broker import OwnBroker, own_broker
 from tests.integration.test_deploy_files import make_secrets
+from tests.processes import stop
 
 pytestmark = pytest.mark.integration
 
@@ -87,12 +87,7 @@ def started(name: str, env: dict[str, str], log: Path) -> Iterator[subprocess.Po
     try:
         yield process
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def bus_ready(log: Path) -> bool:

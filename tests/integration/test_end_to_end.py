@@ -7,7 +7,6 @@ import hashlib
 import os
 import signal
 import subprocess
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from pynetdicom import AE
 
+from tests.events import make_event
 from tests.integration.conftest import System, dcmtk, wait_until
 
 pytestmark = pytest.mark.integration
@@ -36,16 +36,9 @@ def schedule(system: System, patient_id: str = "PAT-001", phase: str = "harvest"
 
 def tablet_event(procedure_id: str, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
     """An event as nurse Ana's tablet posts it."""
-    return {
-        "event_id": str(uuid.uuid4()),
-        "type": event_type,
-        "schema": 1,
-        "procedure_id": procedure_id,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "actor": {"id": "nurse.ana", "role": "nurse"},
-        "source": {"kind": "tablet", "id": "tablet-7"},
-        "payload": payload,
-    }
+    return make_event(event_type, payload, procedure_id=procedure_id,
+                      actor={"id": "nurse.ana", "role": "nurse"},
+                      source={"kind": "tablet", "id": "tablet-7"})  # fmt: skip
 
 
 def drug_event(procedure_id: str, dose: Any = 2, **over: Any) -> dict[str, Any]:

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from services.audit.store import APP_PASSWORD_ENV, APP_ROLE_ENV, Query, Store, o
 from services.audit.verify import verify
 from shared.events import parse_event, utcnow
 from shared.events.record import AuditRecord, accepted
+from tests.events import make_event
 from tests.integration.pg import FreshDatabase, fresh_database
 
 pytestmark = pytest.mark.integration
@@ -57,17 +57,8 @@ def record(
     **fields: Any,
 ) -> AuditRecord:
     """An accepted record stamped by harvest; `fields` replace or add envelope keys."""
-    raw: dict[str, Any] = {
-        "event_id": str(uuid.uuid4()),
-        "type": event_type,
-        "schema": 1,
-        "procedure_id": PROCEDURE,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "actor": {"id": "rn-lee", "role": "nurse"},
-        "source": {"kind": "tablet", "id": "tablet-ir2"},
-        "payload": dict(PAYLOADS[event_type]) if payload is None else payload,
-    }
-    raw.update(fields)
+    payload = dict(PAYLOADS[event_type]) if payload is None else payload
+    raw = make_event(event_type, payload, **{"procedure_id": PROCEDURE, **fields})
     return accepted(parse_event(raw), "harvest", utcnow())
 
 

@@ -22,7 +22,7 @@ from shared.clinical.store import ClinicalStore
 from shared.events import parse_event
 from shared.events.record import decode_record
 from shared.phase import PhaseService
-from tests.unit.conftest import EXAMPLE_PAYLOADS, PROCEDURE_ID, make_event
+from tests.events import EXAMPLE_PAYLOADS, PROCEDURE_ID, make_event
 
 T0 = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
 CLINICAL = sorted(

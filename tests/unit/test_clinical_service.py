@@ -21,8 +21,8 @@ from shared.clinical.store import ClinicalStore
 from shared.events import parse_event
 from shared.events.record import decode_record
 from shared.phase import PhaseService
+from tests.events import PROCEDURE_ID
 from tests.unit.clinical_harness import T0
-from tests.unit.conftest import PROCEDURE_ID
 
 NewEvent = Callable[..., dict[str, Any]]
 

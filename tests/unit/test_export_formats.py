@@ -34,7 +34,7 @@ from services.audit.ledger import Ledger
 from services.audit.store import Entry, Query, StoredCheckpoint
 from shared.events import content_sha256, signed_content_sha256, utcnow
 from shared.events.record import AuditRecord, rejected
-from tests.unit.conftest import PROCEDURE_ID, make_event
+from tests.events import PROCEDURE_ID, make_event
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 AUTHOR = "1.2.840.10065.1.12.1.1"

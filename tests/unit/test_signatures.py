@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -18,6 +17,7 @@ from shared.bus import InMemoryBus
 from shared.bus.topology import EVENTS, Q_HARVEST
 from shared.events import content_sha256, parse_event, signed_content_sha256
 from shared.phase import PhaseService
+from tests.events import make_event
 
 pytestmark = pytest.mark.anyio
 
@@ -33,16 +33,10 @@ def doctor(tokens: TokenStore) -> dict[str, str]:
 
 
 def event(procedure_id: str, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.uuid4()),
-        "type": event_type,
-        "schema": 1,
-        "procedure_id": procedure_id,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "actor": {"id": "dr-khan", "role": "physician"},
-        "source": {"kind": "tablet", "id": "tablet-1"},
-        "payload": payload,
-    }
+    """An event Dr Khan's tablet posts."""
+    return make_event(event_type, payload, procedure_id=procedure_id,
+                      actor={"id": "dr-khan", "role": "physician"},
+                      source={"kind": "tablet", "id": "tablet-1"})  # fmt: skip
 
 
 DOSE = {"drug": "fentanyl", "dose": 50, "unit": "mcg", "route": "IV", "given_by": "dr-khan"}

@@ -11,7 +11,7 @@ import pytest
 
 from services.audit.ledger import Ledger
 from shared.events.record import AuditRecord
-from tests.unit.conftest import PROCEDURE_ID
+from tests.events import PROCEDURE_ID
 
 pytestmark = pytest.mark.anyio
 
