@@ -19,6 +19,9 @@ something to do and otherwise rechecks every 20 ms instead of every millisecond:
 Every other caller, and every other attribute of `time`, is passed through unchanged. What
 no waker covers (another thread setting the loop's kill flag, the DUL thread dying) is seen at
 the 20 ms recheck, which bounds how much later an association winds down.
+
+The listener installs this through patches.py, which first checks every private pynetdicom
+name used here (the two loops, their `time`, the queues and sockets the wakers watch).
 """
 
 from __future__ import annotations

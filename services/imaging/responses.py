@@ -7,7 +7,8 @@ listener's CPU on small objects. `install()` wraps pynetdicom's DIMSE `send_msg`
 C-STORE response (a status, no error comment or offending element) is packed here with
 `struct`, byte for byte what pynetdicom would send (tests/unit/test_imaging_responses.py
 compares them), and handed to the DUL as one P-DATA fragment. Everything else, and any
-association with an EVT_DIMSE_SENT handler bound, goes the stock way.
+association with an EVT_DIMSE_SENT handler bound, goes the stock way. The listener installs
+this through patches.py, which first checks the pynetdicom names it replaces and uses.
 """
 
 from __future__ import annotations
