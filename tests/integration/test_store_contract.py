@@ -28,27 +28,14 @@ from services.audit.store import APP_PASSWORD_ENV, APP_ROLE_ENV, Query, Store, o
 from services.audit.verify import verify
 from shared.events import parse_event, utcnow
 from shared.events.record import AuditRecord, accepted
-from tests.events import make_event
+from tests.events import PATIENT, PROCEDURE_ID, example_payload, make_event
 from tests.integration.pg import FreshDatabase, fresh_database
 
 pytestmark = pytest.mark.integration
 
-PROCEDURE = "6f1c2a3e-0b4d-4e8f-9a51-2c7d8e9f0a1b"
+PROCEDURE = PROCEDURE_ID
 OTHER_PROCEDURE = "1b7e4c2d-3f5a-4b6c-8d7e-9f0a1b2c3d4e"
-PATIENT = {"id": "MRN-0042", "issuer": "St-Elsewhere"}
 TABLES = ("entries", "tree_nodes", "checkpoints", "procedure_patients", "entry_lots")
-
-PAYLOADS: dict[str, dict[str, Any]] = {
-    "procedure.scheduled": {"phase": "harvest", "patient": PATIENT, "room": "IR-2"},
-    "sedation.drug_administered": {
-        "drug": "midazolam",
-        "dose": 2,
-        "unit": "mg",
-        "route": "IV",
-        "given_by": "rn-lee",
-    },
-    "sedation.depth_scored": {"scale": "RASS", "score": -2},
-}
 
 
 def record(
@@ -57,7 +44,6 @@ def record(
     **fields: Any,
 ) -> AuditRecord:
     """An accepted record stamped by harvest; `fields` replace or add envelope keys."""
-    payload = dict(PAYLOADS[event_type]) if payload is None else payload
     raw = make_event(event_type, payload, **{"procedure_id": PROCEDURE, **fields})
     return accepted(parse_event(raw), "harvest", utcnow())
 
@@ -209,7 +195,7 @@ def test_the_patient_filter_follows_procedure_scheduled(ledger: Ledger, store: S
     elsewhere = record(procedure_id=OTHER_PROCEDURE)
     ledger.append([later, elsewhere])
     rescheduled = record(
-        "procedure.scheduled", {**PAYLOADS["procedure.scheduled"], "patient": {"id": "MRN-9"}}
+        "procedure.scheduled", example_payload("procedure.scheduled") | {"patient": {"id": "MRN-9"}}
     )
     ledger.append([rescheduled])  # the first link stays
     ledger.append([record()])
