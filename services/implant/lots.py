@@ -8,7 +8,6 @@ clinical store with this one table more.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Protocol
 import orjson
 
 from shared.clinical.facts import Lot, LotTable
-from shared.clinical.store import ClinicalStore, StateStore, sqlite_path
+from shared.clinical.store import ClinicalStore, StateStore, open_sqlite
 
 _SQLITE = """
 CREATE TABLE IF NOT EXISTS lots (
@@ -78,8 +77,4 @@ def open_implant_store(
         from services.implant.lots_postgres import PostgresImplantStore
 
         return PostgresImplantStore(database_url, service)
-    path = sqlite_path(service_dir)
-    try:
-        return ImplantStore(path)
-    except sqlite3.Error as exc:
-        raise RuntimeError(f"cannot open the clinical state at {path}: {exc}") from exc
+    return open_sqlite(ImplantStore, service_dir)

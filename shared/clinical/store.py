@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import orjson
 
 from shared import sqlite
 from shared.clinical.facts import Fact
+
+S = TypeVar("S")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS facts (
@@ -108,10 +110,6 @@ class ClinicalStore:
             self._conn.close()
 
 
-def sqlite_path(service_dir: Path) -> Path:
-    return service_dir / "clinical.sqlite3"
-
-
 class StateStore(Protocol):
     """What the recorder needs of a store: SQLite here, PostgreSQL in store_postgres.py."""
 
@@ -133,8 +131,13 @@ def open_store(service_dir: Path, service: str, database_url: str | None = None)
         from shared.clinical.store_postgres import PostgresClinicalStore
 
         return PostgresClinicalStore(database_url, service)
-    path = sqlite_path(service_dir)
+    return open_sqlite(ClinicalStore, service_dir)
+
+
+def open_sqlite(store: Callable[[Path], S], service_dir: Path) -> S:
+    """A service's SQLite state (`store` is ClinicalStore, or a room's extension of it)."""
+    path = service_dir / "clinical.sqlite3"
     try:
-        return ClinicalStore(path)
+        return store(path)
     except sqlite3.Error as exc:
         raise RuntimeError(f"cannot open the clinical state at {path}: {exc}") from exc
