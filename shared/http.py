@@ -10,13 +10,13 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute
 from starlette.staticfiles import StaticFiles
 
 from shared.auth import Principal, TokenStore
 from shared.events import FieldError, Role
-
-PROBLEM = "application/problem+json"
+from shared.openapi import PROBLEM as PROBLEM  # where the services and tests take it from
+from shared.openapi import DocumentedMount, DocumentedRoute, Operation, static_files, text
 
 
 class Problem(Exception):
@@ -119,4 +119,10 @@ def web_app_routes(static: Path) -> list[BaseRoute]:
     async def index(request: Request) -> Response:
         return FileResponse(static / "index.html", headers={"Cache-Control": "no-cache"})
 
-    return [Route("/", index, methods=["GET"]), Mount("/app", StaticFiles(directory=static))]
+    return [
+        DocumentedRoute("GET", "/", index, Operation(
+            "the web app", {"text/html": text("text/html", "the app's page")}, public=True)),
+        DocumentedMount("/app", StaticFiles(directory=static), Operation(
+            "the web app's scripts and styles", static_files(static), public=True,
+            errors={404: "no such file"})),
+    ]  # fmt: skip

@@ -13,7 +13,6 @@ from starlette.applications import Starlette
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 
 from services.audit import export, merkle, openapi, thumbnails, timeline
 from services.audit.access import access_record
@@ -25,6 +24,7 @@ from shared.bus import Bus, BusError
 from shared.bus.topology import AUDIT
 from shared.events import CATALOGUE, ROLES, FieldError, Role
 from shared.http import EXCEPTION_HANDLERS, Problem, authenticate, json_response, web_app_routes
+from shared.openapi import DocumentedRoute
 
 READERS: tuple[Role, ...] = ("compliance", "admin")
 STATIC = Path(__file__).parent / "static"
@@ -280,29 +280,35 @@ class AuditApi:
 
     async def openapi(self, request: Request) -> Response:
         authenticate(request, self.tokens, ROLES)
-        return json_response(openapi.document())
+        return json_response(openapi.served(request.app))
 
     async def healthz(self, request: Request) -> Response:
         return json_response({"status": "ok"})
 
 
 def create_app(api: AuditApi) -> Starlette:
+    """Every route carries its operation (services/audit/openapi.py): GET /openapi.json is
+    built from these routes."""
+    doc = openapi
     return Starlette(
         routes=[
-            Route("/healthz", api.healthz, methods=["GET"]),
-            Route("/openapi.json", api.openapi, methods=["GET"]),
-            Route("/v1/audit/entries", api.entries, methods=["GET"]),
-            Route("/v1/audit/events/{event_id}", api.entry, methods=["GET"]),
-            Route("/v1/audit/export", api.export, methods=["GET"]),
-            Route("/v1/audit/checkpoint", api.checkpoint, methods=["GET"]),
-            Route("/v1/procedures/{procedure_id}/timeline", api.timeline, methods=["GET"]),
-            Route("/v1/audit/public-key", api.public_key, methods=["GET"]),
-            Route("/v1/audit/public-keys", api.public_keys, methods=["GET"]),
-            Route("/v1/audit/proofs/inclusion", api.inclusion, methods=["GET"]),
-            Route("/v1/audit/proofs/consistency", api.consistency, methods=["GET"]),
-            Route("/v1/audit/captures/{event_id}/thumbnail", api.thumbnail, methods=["GET"]),
-            Route("/v1/audit/verify", api.verify_now, methods=["POST"]),
+            DocumentedRoute("GET", "/healthz", api.healthz, doc.HEALTHZ),
+            DocumentedRoute("GET", "/openapi.json", api.openapi, doc.OPENAPI),
+            DocumentedRoute("GET", "/v1/audit/entries", api.entries, doc.ENTRIES),
+            DocumentedRoute("GET", "/v1/audit/events/{event_id}", api.entry, doc.ENTRY),
+            DocumentedRoute("GET", "/v1/audit/export", api.export, doc.EXPORT),
+            DocumentedRoute("GET", "/v1/audit/checkpoint", api.checkpoint, doc.CHECKPOINT),
+            DocumentedRoute("GET", "/v1/procedures/{procedure_id}/timeline", api.timeline,
+                            doc.TIMELINE),
+            DocumentedRoute("GET", "/v1/audit/public-key", api.public_key, doc.PUBLIC_KEY),
+            DocumentedRoute("GET", "/v1/audit/public-keys", api.public_keys, doc.PUBLIC_KEYS),
+            DocumentedRoute("GET", "/v1/audit/proofs/inclusion", api.inclusion, doc.INCLUSION),
+            DocumentedRoute("GET", "/v1/audit/proofs/consistency", api.consistency,
+                            doc.CONSISTENCY),
+            DocumentedRoute("GET", "/v1/audit/captures/{event_id}/thumbnail", api.thumbnail,
+                            doc.THUMBNAIL),
+            DocumentedRoute("POST", "/v1/audit/verify", api.verify_now, doc.VERIFY),
             *web_app_routes(STATIC),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
-    )
+    )  # fmt: skip

@@ -15,7 +15,6 @@ from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from services.bedside import openapi
 from services.bedside.reconciliation import (
@@ -66,6 +65,7 @@ from shared.http import (
     web_app_routes,
 )
 from shared.metrics import EVENTS_IN
+from shared.openapi import DocumentedRoute
 
 log = structlog.get_logger("bedside")
 
@@ -123,7 +123,7 @@ class Bedside:
         except ValidationError as exc:
             raise invalid(field_errors(exc)) from None
         digest = _sha256(payload.model_dump(mode="json", exclude_unset=True))
-        key = request.headers.get("idempotency-key")
+        key = request.headers.get("idempotency-key") or None  # an empty key is no key
         known = self.store.procedure_by_key(key) if key else None
         if known is None:
             known = self._new_procedure(payload, digest, principal, key)
@@ -310,7 +310,7 @@ class Bedside:
 
     async def openapi(self, request: Request) -> Response:
         authenticate(request, self.tokens, ROLES)
-        return json_response(openapi.document())
+        return json_response(openapi.served(request.app))
 
     async def healthz(self, request: Request) -> Response:
         return json_response({"status": "ok", "broker_connected": self.bus.connected})
@@ -329,18 +329,23 @@ SAMPLE_ID_TYPES = frozenset({"harvest.sample_labelled", "product.lot_released"})
 
 
 def create_app(bedside: Bedside) -> Starlette:
+    """Every route carries its operation (services/bedside/openapi.py): GET /openapi.json is
+    built from these routes."""
+    doc = openapi
     return Starlette(
         routes=[
-            Route("/healthz", bedside.healthz, methods=["GET"]),
-            Route("/openapi.json", bedside.openapi, methods=["GET"]),
-            Route("/v1/procedures", bedside.schedule, methods=["POST"]),
-            Route("/v1/events", bedside.post_event, methods=["POST"]),
-            Route("/v1/sample-ids", bedside.new_sample_id, methods=["POST"]),
-            Route("/v1/procedures", bedside.list_procedures, methods=["GET"]),
-            Route("/v1/catalogue", bedside.catalogue, methods=["GET"]),
-            Route("/v1/procedures/{procedure_id}/state", bedside.procedure_state, methods=["GET"]),
-            Route("/v1/captures/unmatched", bedside.unmatched_captures, methods=["GET"]),
+            DocumentedRoute("GET", "/healthz", bedside.healthz, doc.HEALTHZ),
+            DocumentedRoute("GET", "/openapi.json", bedside.openapi, doc.OPENAPI),
+            DocumentedRoute("POST", "/v1/procedures", bedside.schedule, doc.SCHEDULE),
+            DocumentedRoute("POST", "/v1/events", bedside.post_event, doc.POST_EVENT),
+            DocumentedRoute("POST", "/v1/sample-ids", bedside.new_sample_id, doc.NEW_SAMPLE_ID),
+            DocumentedRoute("GET", "/v1/procedures", bedside.list_procedures, doc.LIST_PROCEDURES),
+            DocumentedRoute("GET", "/v1/catalogue", bedside.catalogue, doc.CATALOGUE),
+            DocumentedRoute("GET", "/v1/procedures/{procedure_id}/state", bedside.procedure_state,
+                            doc.PROCEDURE_STATE),
+            DocumentedRoute("GET", "/v1/captures/unmatched", bedside.unmatched_captures,
+                            doc.UNMATCHED_CAPTURES),
             *web_app_routes(STATIC),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
-    )
+    )  # fmt: skip

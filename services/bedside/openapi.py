@@ -1,37 +1,54 @@
-"""bedside's OpenAPI document (GET /openapi.json)."""
+"""bedside's OpenAPI document (GET /openapi.json): one `Operation` per route, which
+`create_app` hands to the route that serves it; the document is built from the app's routes."""
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
+from starlette.applications import Starlette
+
+from services.bedside import responses as r
+from services.bedside.signatures import SIGNING_PASSWORD_HEADER
+from shared import openapi as shared_openapi
 from shared.events.catalogue import ProcedureScheduled
 from shared.events.envelope import Envelope
-from shared.openapi import Document
+from shared.openapi import OpenApiDocument, Operation
+
+TITLE = "proctrail bedside"
+DESCRIPTION = (
+    "Tablets schedule procedures and post clinical events. Its Prometheus metrics are served on"
+    " their own address (PROCTRAIL_BEDSIDE_METRICS_ADDR), not here."
+)
+_INVALID = {422: "invalid: the errors name each field"}
+_UNCONFIRMED = {503: "the broker did not confirm: retry the same request"}
+
+HEALTHZ = Operation("liveness and the broker connection", r.Health, public=True)
+OPENAPI = Operation("this document", OpenApiDocument)
+SCHEDULE = Operation(
+    "schedule a procedure", r.ProcedureCreated, 201, body=ProcedureScheduled,
+    header={"Idempotency-Key": {"type": "string"}},
+    errors={**_INVALID, **_UNCONFIRMED, 409: "Idempotency-Key used for another procedure"},
+)  # fmt: skip
+POST_EVENT = Operation(
+    "post an event; 202 once the broker confirmed it", r.EventAccepted, 202, body=Envelope,
+    header={SIGNING_PASSWORD_HEADER: {"type": "string"}},
+    errors={**_INVALID, **_UNCONFIRMED, 409: "event_id used for another event, or capture"
+            " already reconciled", 401: "no valid bearer token, or a signature without the"
+            f" signer's signing password in {SIGNING_PASSWORD_HEADER}",
+            403: "this role may not post this type, or sign for someone else"},
+)  # fmt: skip
+NEW_SAMPLE_ID = Operation("a new sample id for a label (nothing is recorded)", r.NewSampleId, 201)
+LIST_PROCEDURES = Operation(
+    "the procedures scheduled here, newest first", r.Procedures,
+    query={"day": {"type": "string", "format": "date"}}, errors=_INVALID,
+)  # fmt: skip
+CATALOGUE = Operation("what this token may post, with each payload's schema", r.Catalogue)
+PROCEDURE_STATE = Operation("running totals, vitals overdue, alerts", r.ProcedureState)
+UNMATCHED_CAPTURES = Operation(
+    "the reconciliation list", r.UnmatchedCaptures,
+    query={"settled": {"type": "string", "enum": ["true", "false"]}}, errors=_INVALID,
+)  # fmt: skip
 
 
-@cache
-def document() -> dict[str, Any]:
-    doc = Document("proctrail bedside", "Tablets schedule procedures and post clinical events.")
-    event = doc.model(Envelope)
-    invalid = {422: "invalid: the errors name each field"}
-    doc.operation("GET", "/healthz", "liveness and the broker connection", public=True)
-    doc.operation("GET", "/openapi.json", "this document")
-    doc.operation("POST", "/v1/procedures", "schedule a procedure", 201,
-                  body=doc.model(ProcedureScheduled),
-                  answers={**invalid, 409: "Idempotency-Key used for another procedure",
-                           503: "the broker did not confirm"})  # fmt: skip
-    doc.operation("POST", "/v1/events", "post an event; 202 once the broker confirmed it", 202,
-                  body=event,
-                  answers={**invalid, 409: "event_id used for another event",
-                           503: "not confirmed: retry with the same event_id"})  # fmt: skip
-    doc.operation("POST", "/v1/sample-ids", "a new sample id for a label", 201)
-    doc.operation("GET", "/v1/procedures", "the procedures scheduled here, newest first",
-                  query={"day": {"type": "string"}}, answers=invalid)  # fmt: skip
-    doc.operation("GET", "/v1/catalogue", "what this token may post, with each payload's schema")
-    doc.operation("GET", "/v1/procedures/{procedure_id}/state",
-                  "running totals, vitals overdue, alerts")  # fmt: skip
-    doc.operation("GET", "/v1/captures/unmatched", "the reconciliation list",
-                  query={"settled": {"type": "string", "enum": ["true", "false"]}},
-                  answers=invalid)  # fmt: skip
-    return doc.to_json()
+def served(app: Starlette) -> dict[str, Any]:
+    return shared_openapi.served(app, TITLE, DESCRIPTION)

@@ -1,6 +1,7 @@
 """schemathesis over the OpenAPI documents of bedside and audit (in process, on the in-memory
-bus): whatever it sends, valid or not, no answer is a server error, and every error is a
-problem+json naming its status.
+bus): whatever it sends, valid or not, no answer is a server error, every error is a
+problem+json naming its status, and every answer is as the document says (its status, media
+type, headers and body schema documented for the operation).
 
 Each operation gets PROCTRAIL_SCHEMATHESIS_EXAMPLES (25) valid and as many invalid requests in
 CI; the long form is `PROCTRAIL_SCHEMATHESIS_EXAMPLES=1000 ./dev test
@@ -20,7 +21,14 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
 from schemathesis.core.transport import Response
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from services.audit.api import AuditApi
 from services.audit.api import create_app as create_audit_app
@@ -33,6 +41,13 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list
                 database=None)  # fmt: skip
 
 Bearer = Callable[..., dict[str, str]]
+AS_DOCUMENTED = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 
 
 def answered_well(response: Response) -> None:
@@ -61,7 +76,9 @@ def run(strategy: Any, headers: dict[str, str], sent: dict[str, int], label: str
     @FUZZ
     @given(case=strategy)
     def one(case: Any) -> None:
-        answered_well(case.call(headers=headers))
+        response = case.call(headers=headers)
+        case.validate_response(response, checks=AS_DOCUMENTED, headers=headers)
+        answered_well(response)
         sent[label] = sent.get(label, 0) + 1
 
     one()
