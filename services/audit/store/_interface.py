@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator, Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -68,8 +68,20 @@ class NewEntry:
     lots: tuple[str, ...] = ()  # rows of `entry_lots`, not a column
 
     def columns(self) -> tuple[object, ...]:
-        """The values in the order of the `entries` table's columns."""
-        return astuple(self)[:-1]
+        """The values in the order of the `entries` table's columns. Spelled out: astuple()
+        deep-copies every field, which cost the audit consumer ~8 us of its ~55 us an event."""
+        return (
+            self.seq,
+            self.event_id,
+            self.leaf,
+            self.leaf_hash,
+            self.type,
+            self.procedure_id,
+            self.patient_id,
+            self.actor_id,
+            self.recorded_at,
+            self.disposition,
+        )
 
 
 @dataclass(frozen=True)
