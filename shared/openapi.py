@@ -87,7 +87,7 @@ class Operation:
     same body (and why). `query` and `header`: the parameters it reads (name -> schema),
     `required` those it needs; path parameters are read from the route's path. `errors`:
     status -> why, each a problem+json (401 and 403 are added unless `public`).
-    `response_headers`: headers of a success, name -> description.
+    `response_headers`: headers every success carries, name -> description.
     """
 
     summary: str
@@ -195,7 +195,7 @@ def _operation(path: str, op: Operation, ref: Mapping[type[BaseModel], Any]) -> 
             for media, schema in op.returns.items()
         }
     responses: dict[str, Any] = {
-        str(op.ok): _response("done", content, op.response_headers),
+        str(op.ok): _response(op.summary, content, op.response_headers, required=True),
         **{str(status): _response(why, content) for status, why in op.also.items()},
     }
     problem = {PROBLEM: {"schema": ref[Problem]}}
@@ -220,12 +220,17 @@ def _operation(path: str, op: Operation, ref: Mapping[type[BaseModel], Any]) -> 
 
 
 def _response(
-    description: str, content: dict[str, Any], headers: Mapping[str, str] | None = None
+    description: str,
+    content: dict[str, Any],
+    headers: Mapping[str, str] | None = None,
+    *,
+    required: bool = False,
 ) -> dict[str, Any]:
+    """`required`: every such answer carries each of `headers`."""
     out: dict[str, Any] = {"description": description, "content": content}
     if headers:
         out["headers"] = {
-            name: {"description": why, "schema": {"type": "string"}}
+            name: {"description": why, "required": required, "schema": {"type": "string"}}
             for name, why in headers.items()
         }
     return out

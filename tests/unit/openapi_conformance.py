@@ -1,10 +1,11 @@
 """Every answer as the service's OpenAPI document says: `conforming(app)` wraps an app for the
 test clients and checks each response it gives against the document built from its routes.
 
-The status must be documented for the operation, the media type documented for that status,
-and a JSON body (application/json, problem+json, *+json) valid against its schema. A request
-no route matches must be answered with a problem. So every HTTP test that goes through the
-`bedside_client` or `audit_client` fixture also checks the document against real answers.
+The status must be documented for the operation, with the headers it requires, the media
+type documented for that status, and a JSON body (application/json, problem+json, *+json)
+valid against its schema. A request no route matches must be answered with a problem. So
+every HTTP test that goes through the `bedside_client` or `audit_client` fixture also checks
+the document against real answers.
 """
 
 from __future__ import annotations
@@ -49,15 +50,15 @@ class Conforming:
             if message["type"] == "http.response.start":
                 answer["status"] = message["status"]
                 headers = {k.decode().lower(): v.decode() for k, v in message.get("headers", [])}
-                answer["content_type"] = headers.get("content-type", "")
+                answer["headers"] = headers
             elif message["type"] == "http.response.body":
                 answer["body"] += message.get("body", b"")
             await send(message)
 
         await self.app(scope, receive, recording)
-        self.check(asked, answer["status"], answer["content_type"], answer["body"])
+        self.check(asked, answer["status"], answer["headers"], answer["body"])
 
-    def check(self, scope: Scope, status: int, content_type: str, body: bytes) -> None:
+    def check(self, scope: Scope, status: int, headers: dict[str, str], body: bytes) -> None:
         """Raise NotAsDocumented unless this answer is one the document describes."""
         method = "get" if scope["method"] == "HEAD" else scope["method"].lower()
         path = self._documented_path(scope)
@@ -73,7 +74,11 @@ class Conforming:
         response = responses.get(str(status))
         if response is None:
             raise NotAsDocumented(f"{where} answered {status}; documented: {sorted(responses)}")
-        media = content_type.split(";", 1)[0].strip().lower()
+        missing = [h for h, d in response.get("headers", {}).items()
+                   if d.get("required") and h.lower() not in headers]  # fmt: skip
+        if missing:
+            raise NotAsDocumented(f"{where} answered {status} without its headers {missing}")
+        media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         content = response["content"]
         if media not in content:
             raise NotAsDocumented(

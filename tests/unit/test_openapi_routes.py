@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
+import jsonschema_rs
 import pytest
 from starlette.applications import Starlette
 from starlette.responses import Response
@@ -102,6 +103,8 @@ async def test_every_answer_of_every_operation_has_its_schema(
 ) -> None:
     doc = await served_document(app, bearer)
     schemas = doc["components"]["schemas"]
+    for name, schema in schemas.items():
+        assert jsonschema_rs.meta.is_valid(schema), f"{name} is not a JSON schema"
 
     for method, path, op in operations(doc):
         responses = op["responses"]
