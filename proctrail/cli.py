@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import base64
 import getpass
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from shared.clinical.policy import Policy
 from shared.clinical.rebuild import rebuild
 from shared.clinical.store import open_store as open_clinical_store
 from shared.config import Settings
+from shared.environment import SettingsError
 from shared.events import ROLES, utcnow
 
 
@@ -285,6 +287,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    try:
+        return _run(args)
+    except SettingsError as exc:  # a PROCTRAIL_* variable wrong or unknown: one line, no traceback
+        print(f"proctrail: {exc}", file=sys.stderr)
+        return os.EX_CONFIG
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "up":
         return supervisor.up(args.data_dir)
     if args.command == "verify":

@@ -20,7 +20,9 @@ from typing import IO
 
 import structlog
 
+from services.imaging.config import ImagingSettings
 from shared import logging as plogging
+from shared.config import Settings
 
 log = structlog.get_logger("proctrail")
 
@@ -141,12 +143,16 @@ class Supervisor:
 
 
 def up(data_dir: str | None) -> int:
+    """Run every service until SIGINT or SIGTERM. Their settings are checked first, all of
+    them: a SettingsError is raised before anything starts."""
     env = dict(os.environ)
     if data_dir is not None:
         env["PROCTRAIL_DATA_DIR"] = data_dir
     if sys.stdout.isatty():
         env.setdefault("PROCTRAIL_LOG_FORMAT", "console")
     env["PYTHONUNBUFFERED"] = "1"
+    settings = Settings.from_env(env)
+    ImagingSettings.from_env(env)
     out = PrefixedOutput(sys.stdout.buffer, max(len(s) for s in (*SERVICES, "proctrail")))
-    plogging.configure("proctrail", env.get("PROCTRAIL_LOG_FORMAT", "auto"), stream=out)
+    plogging.configure("proctrail", settings.log_format, stream=out)
     return Supervisor(SERVICES, env, out).run()

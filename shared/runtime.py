@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import ssl
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
@@ -15,6 +19,7 @@ from shared import logging as plogging
 from shared.auth import TokenStore
 from shared.bus import PikaBus, default_topology
 from shared.config import Settings
+from shared.environment import SettingsError
 from shared.metrics import MetricsServer
 
 log = structlog.get_logger("shared.runtime")
@@ -23,10 +28,23 @@ QUEUE_WATCH_S = 5.0  # how often each service reads the queues' depths (DLQs too
 
 
 def boot(service: str) -> Settings:
-    settings = Settings.from_env()
+    """The service's settings, its logging set up; a settings error ends the process."""
+    with exit_on_settings_error(service):
+        settings = Settings.from_env()
     plogging.configure(service, settings.log_format)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return settings
+
+
+@contextmanager
+def exit_on_settings_error(service: str) -> Iterator[None]:
+    """A SettingsError inside ends the process: one line on stderr, exit status EX_CONFIG (78),
+    no traceback."""
+    try:
+        yield
+    except SettingsError as exc:
+        print(f"{service}: {exc}", file=sys.stderr)
+        raise SystemExit(os.EX_CONFIG) from None
 
 
 def make_bus(settings: Settings, service: str) -> PikaBus:

@@ -25,7 +25,7 @@ from services.imaging.config import ImagingSettings
 from services.imaging.store import ImagingStore
 from shared.config import Settings
 from shared.metrics import forget_process, fresh_multiprocess_dir
-from shared.runtime import boot, serve_metrics, stop_signals, wait_for_stop
+from shared.runtime import boot, exit_on_settings_error, serve_metrics, stop_signals, wait_for_stop
 
 log = structlog.get_logger("imaging")
 
@@ -36,7 +36,8 @@ HEALTHY_AFTER_S = 60.0
 
 def main() -> None:
     settings = boot("imaging")
-    imaging = ImagingSettings.from_env()
+    with exit_on_settings_error("imaging"):
+        imaging = ImagingSettings.from_env()
     args = sys.argv[1:]
     if args[:1] == ["--worker"] and args[2:3] == ["--listen-fd"] and len(args) == 4:
         run_worker(settings, imaging, int(args[1]), int(args[3]))
