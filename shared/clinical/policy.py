@@ -1,23 +1,27 @@
-"""The local policy the clinical rules follow, configurable per clinic."""
+"""The local policy the clinical rules follow, configurable per clinic.
+
+Its defaults are the settings' defaults (shared/config.py, where each is written once):
+`Policy()` is the policy of a clinic that sets nothing.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from shared.config import Settings
+from shared.config import Settings
+
+_UNSET = Settings()  # the defaults only: a Settings built by hand never reads the environment
 
 
 @dataclass(frozen=True)
 class Policy:
     """Intervals, windows and ranges the clock-driven and custody rules check against."""
 
-    vitals_interval: timedelta = timedelta(minutes=5)
-    needle_window: timedelta = timedelta(minutes=10)  # confirming images this near a placement
-    sae_warning: timedelta = timedelta(days=2)  # sae_report_due this long before the deadline
-    custody_c: tuple[float, float] = (2.0, 25.0)  # a hand-off outside this range is alerted
+    vitals_interval: timedelta = timedelta(minutes=_UNSET.vitals_interval_min)
+    needle_window: timedelta = timedelta(minutes=_UNSET.needle_window_min)  # confirming images
+    sae_warning: timedelta = timedelta(hours=_UNSET.sae_warning_h)  # before a report deadline
+    custody_c: tuple[float, float] = (_UNSET.custody_min_c, _UNSET.custody_max_c)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
