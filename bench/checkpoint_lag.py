@@ -27,6 +27,7 @@ import itertools
 import logging
 import multiprocessing
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -37,6 +38,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from bench._fill import fill, record
+from bench._measure import Measure, figure
 from bench._vhost import vhost
 from services.audit.__main__ import BATCH
 from services.audit.checkpoint import Signer
@@ -50,6 +52,7 @@ from shared.bus.topology import AUDIT, Q_AUDIT
 TARGET_S = 1.0
 POLL_S = 0.005
 DRAIN_TIMEOUT_S = 120.0
+QUICK = ["5"]
 
 
 def pct(values: list[float], q: int) -> float:
@@ -124,13 +127,13 @@ class Poller(threading.Thread):
 # --- the run --------------------------------------------------------------------------------
 
 
-def main() -> None:
+def run(argv: list[str]) -> list[Measure]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("seconds", nargs="?", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=1000.0, help="events per second")
     parser.add_argument("--prefill", type=int, default=0, help="entries in the ledger first")
     parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     n = int(args.seconds * args.rate)
     plogging.configure("bench", "json", level=logging.WARNING)  # as in production, minus INFO
     with ExitStack() as stack:
@@ -225,6 +228,16 @@ def main() -> None:
         f"checkpoint lag p99 {p99 * 1000:.1f} ms = x{p99 / pct(confirms, 99):.1f} the confirm p99;"
         f" {verdict} (target <= {TARGET_S * 1000:.0f} ms at {args.rate:,.0f} events/s)"
     )
+    baseline = f"confirm p99 {figure(pct(confirms, 99) * 1000, 'ms')}"
+    name = f"lag p99, {args.rate:,.0f}/s for {args.seconds:g} s, {args.store}"
+    return [
+        Measure(f"{name} / confirm p99", p99 / pct(confirms, 99), "x", baseline),
+        Measure(name, p99 * 1000, "ms", baseline, TARGET_S * 1000, at_most=True),
+    ]
+
+
+def main() -> None:
+    run(sys.argv[1:])
 
 
 if __name__ == "__main__":
