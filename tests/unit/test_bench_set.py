@@ -4,7 +4,9 @@ whether every target was met. The benchmarks themselves are stood in for here.""
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
+import orjson
 import pytest
 
 from bench._measure import Measure
@@ -95,3 +97,14 @@ def test_every_module_of_bench_is_a_benchmark_the_set_runs() -> None:
         module = importlib.import_module(f"bench.{name}")
         assert callable(module.run), name
         assert all(isinstance(arg, str) for arg in module.QUICK), name
+
+
+def test_the_measures_can_be_kept_as_json_too(stand_ins: list[str], tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    assert runner.main(["slow", "broken", "--json", str(out)]) == 1
+    assert orjson.loads(out.read_bytes()) == [
+        {"bench": "broken", "error": "SystemExit: DCMTK's storescu is not on PATH",
+         "verdict": "error"},
+        {"bench": "slow", "name": "rate", "value": 1.2, "unit": "x", "baseline": "slow 10 msg/s",
+         "target": 1.5, "at_most": False, "verdict": "missed"},
+    ]  # fmt: skip
