@@ -51,11 +51,6 @@ PUBLIC_HOSTS = frozenset(
 )
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
-# Files the docs already link to that another part of the same work is still writing. While
-# one is missing a link to it passes; once it exists on disk it is checked like any other.
-# Remove an entry when its file has landed.
-PENDING = {"bench/README.md": "the benchmark table (the bench work of 'The house')"}
-
 README_MAX_LINES = 200
 PLACEHOLDER = re.compile(r"[\s<>*{}\[\]|$?=,;()'\"\\]")
 
@@ -197,8 +192,6 @@ def check_link(doc: str, target: str) -> str | None:
     if where is None:
         return "climbs out of the repository"
     if not exists(where):
-        if where in PENDING and not (REPO / where).exists():
-            return None
         return f"leads to {where}, which git does not track"
     if anchor and where.endswith(".md") and unquote(anchor) not in anchors(where):
         return f"names no heading of {where}"
