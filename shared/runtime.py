@@ -11,16 +11,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import structlog
-import uvicorn
 
 from shared import logging as plogging
 from shared.auth import TokenStore
-from shared.bus import PikaBus, default_topology
 from shared.config import Settings
 from shared.environment import SettingsError
 from shared.metrics import MetricsServer
+
+if TYPE_CHECKING:
+    from shared.bus import PikaBus
 
 log = structlog.get_logger("shared.runtime")
 
@@ -49,6 +51,8 @@ def exit_on_settings_error(service: str) -> Iterator[None]:
 
 def make_bus(settings: Settings, service: str) -> PikaBus:
     """The service's bus; it also reads every queue's depth for the metrics."""
+    from shared.bus import PikaBus, default_topology  # here: the imaging parent has no bus
+
     password = None
     if settings.amqp_password_file is not None:
         password = settings.amqp_password_file.read_text().strip()
@@ -92,6 +96,8 @@ def serve_metrics(
 
 def serve_http(app: object, addr: tuple[str, int]) -> None:
     """Run uvicorn in this thread until SIGINT/SIGTERM; it handles the signals itself."""
+    import uvicorn  # here: only bedside and audit serve HTTP, and it costs ~15 MB to import
+
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=addr[0],
