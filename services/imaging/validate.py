@@ -8,9 +8,11 @@ Two readers, one verdict:
   endian, every encapsulated syntax) for everything but structured reports, whose content tree
   the dose parser needs whole, and multi-frame objects with functional groups (Enhanced XA,
   XRF, CT, ...), whose acquisition fields live in sequences.
-- Everything else, and anything the fast path finds wrong, is read by pydicom (`dcmread`,
-  large values deferred) and checked the same way. An object is refused only when that reader
-  refuses it too, so the fast path can never turn away an object pydicom would accept.
+- Everything else is read by pydicom (`dcmread`, large values deferred) and checked the same
+  way. What the fast path finds wrong in the bytes themselves is refused there and then,
+  because pydicom, lenient by design, would read past some of it (see `read_whole`); only
+  what the fast path does not read (other syntaxes, SR trees, functional groups, deep
+  nesting) goes to pydicom.
 
 Refused: a truncated object, a length that runs past the end, stray bytes after the last
 element, garbage where the dataset should be, an empty dataset, a missing SOP Class or

@@ -1,4 +1,5 @@
-"""The RabbitMQ topology, declared in code. The README draws it; this is the source of truth."""
+"""The RabbitMQ topology, declared in code. docs/messaging.md draws it; this is the source of
+truth."""
 
 from __future__ import annotations
 
