@@ -7,6 +7,7 @@ so a CI run can never go green by silently not testing the broker.
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import os
 import random
@@ -82,6 +83,15 @@ def wait_until(check: Callable[[], object], timeout: float = 20.0, every: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(every)
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage_here() -> Iterator[None]:
+    """Collect each test's garbage as it ends, so an unclosed socket it left (pynetdicom's
+    modality side leaves some behind when a listener goes away) is reported against that test,
+    under its warning filters, and never against whichever test the collector runs in later."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture

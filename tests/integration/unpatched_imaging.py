@@ -16,19 +16,21 @@ from services.imaging import patches
 from services.imaging.__main__ import main
 
 
-def misfit(name: str) -> None:
-    table = []
+def with_one_missing_name(patch_name: str) -> tuple[patches.Patch, ...]:
+    """The table, with the first expectation of one patch pointed at a name nobody has (its
+    name with `_renamed` added)."""
+    out = []
     for patch in patches.PATCHES:
-        if patch.name == name:
+        if patch.name == patch_name:
             first, *rest = patch.expects
-            gone = dataclasses.replace(first, target=first.target + "_renamed")
-            patch = dataclasses.replace(patch, expects=(gone, *rest))
-        table.append(patch)
-    if table == list(patches.PATCHES):
-        raise SystemExit(f"no patch named {name!r}")
-    patches.PATCHES = tuple(table)
+            moved = dataclasses.replace(first, target=first.target + "_renamed")
+            patch = dataclasses.replace(patch, expects=(moved, *rest))
+        out.append(patch)
+    if out == list(patches.PATCHES):
+        raise SystemExit(f"no patch named {patch_name!r}")
+    return tuple(out)
 
 
 if __name__ == "__main__":
-    misfit(os.environ["PROCTRAIL_TEST_MISFIT_PATCH"])
+    patches.PATCHES = with_one_missing_name(os.environ["PROCTRAIL_TEST_MISFIT_PATCH"])
     main()

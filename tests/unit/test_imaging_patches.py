@@ -3,7 +3,6 @@ applied or none, and never left half-applied."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from structlog.testing import capture_logs
 
 from services.imaging import patches
 from services.imaging.spool import Spool
+from tests.integration.unpatched_imaging import with_one_missing_name
 
 
 @pytest.fixture
@@ -27,18 +27,6 @@ def spool(tmp_path: Path) -> Iterator[Spool]:
     from services.imaging import responses
 
     responses.uninstall()
-
-
-def with_one_missing_name(patch_name: str) -> tuple[patches.Patch, ...]:
-    """The table, with the first expectation of one patch pointed at a name nobody has."""
-    out = []
-    for patch in patches.PATCHES:
-        if patch.name == patch_name:
-            first, *rest = patch.expects
-            moved = dataclasses.replace(first, target=first.target + "_gone")
-            patch = dataclasses.replace(patch, expects=(moved, *rest))
-        out.append(patch)
-    return tuple(out)
 
 
 def test_every_patch_fits_the_installed_pynetdicom() -> None:
@@ -78,7 +66,7 @@ def test_one_patch_that_does_not_fit_leaves_every_patch_out_and_is_named(
     warnings = [e for e in logs if e["log_level"] == "warning"]
     assert len(warnings) == 1
     assert warnings[0]["patch"] == failing
-    assert "_gone" in warnings[0]["found"]
+    assert "_renamed" in warnings[0]["found"]
     assert "has no" in warnings[0]["found"]
 
 
