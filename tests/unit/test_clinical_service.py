@@ -118,3 +118,24 @@ def test_a_restart_rebuilds_the_state_and_raises_nothing_again(
     state = fold(PROCEDURE_ID, harvest.store.facts(PROCEDURE_ID))
     assert state.drugs["midazolam|mg"].total == 4.0  # two doses, not three
     assert [a["payload"]["code"] for a in alerts(bus)] == ["intervention_before_time_out"]
+
+
+def test_an_alert_whose_batch_failed_is_raised_when_the_batch_comes_again(
+    bus: InMemoryBus, harvest: Harvest, new_event: NewEvent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure after the fact was recorded (here the bus's publish breaking in a way it never
+    promised) must not leave the alert marked as in flight: the redelivery raises it."""
+    forward = harvest.service._publish
+    failures = iter([RuntimeError("the publish broke")])
+
+    def breaks_once(record: Any) -> Any:
+        if record.event.get("type") == "alert.raised" and (error := next(failures, None)):
+            raise error
+        return forward(record)
+
+    monkeypatch.setattr(harvest.service, "_publish", breaks_once)
+    post(bus, new_event("harvest.aspiration_performed", occurred_at=at(1)))  # no time-out
+    assert next(failures, None) is None  # it did break once
+    assert [a["payload"]["code"] for a in alerts(bus)] == ["intervention_before_time_out"]
+    assert bus.depth(Q_HARVEST) == 0
+    assert bus.depth(f"{Q_HARVEST}.dead") == 0
